@@ -1,0 +1,106 @@
+package ctrd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+)
+
+// Defaults match what a user of containerd expects on a Debian host.
+const (
+	DefaultAddress   = "/run/containerd/containerd.sock"
+	DefaultNamespace = "stack"
+	DefaultStateDir  = "/var/lib/stack"
+	// runcRoot keeps our runc state apart from any other containerd on the host
+	// (containerd 1.6 otherwise shares /run/containerd/runc/<ns>).
+	runcRoot = "/run/stack-runc"
+)
+
+// Options configure a Client.
+type Options struct {
+	Address   string // containerd socket
+	Namespace string
+	StateDir  string // networks, volumes, leases, logs
+	// Snapshotter is chosen automatically (overlayfs, else native) when empty.
+	Snapshotter string
+	// CNIPluginDirs are searched for CNI plugins.
+	CNIPluginDirs []string
+	Logger        *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Address == "" {
+		o.Address = DefaultAddress
+	}
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
+	if o.StateDir == "" {
+		o.StateDir = DefaultStateDir
+	}
+	if len(o.CNIPluginDirs) == 0 {
+		o.CNIPluginDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Client talks to one containerd namespace.
+type Client struct {
+	ctr  *containerd.Client
+	opts Options
+}
+
+// ErrUnreachable means nothing answered on the containerd address.
+var ErrUnreachable = errors.New("containerd is not reachable")
+
+// New connects to containerd and checks that it answers. containerd.New
+// dials lazily, so the Version call is what proves the daemon is there.
+func New(ctx context.Context, opts Options) (*Client, error) {
+	opts = opts.withDefaults()
+	ctr, err := containerd.New(opts.Address, containerd.WithDefaultNamespace(opts.Namespace))
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %s: %w", opts.Address, err)
+	}
+	probeCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := ctr.Version(probeCtx); err != nil {
+		ctr.Close()
+		return nil, fmt.Errorf("%w at %s (start it, or set --address / STACK_CONTAINERD_ADDRESS): %v", ErrUnreachable, opts.Address, err)
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o711); err != nil {
+		ctr.Close()
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	return &Client{ctr: ctr, opts: opts}, nil
+}
+
+// Close releases the connection.
+func (c *Client) Close() error { return c.ctr.Close() }
+
+// Namespace is the containerd namespace in use.
+func (c *Client) Namespace() string { return c.opts.Namespace }
+
+// Address is the containerd socket in use.
+func (c *Client) Address() string { return c.opts.Address }
+
+// ServerVersion returns containerd's version string.
+func (c *Client) ServerVersion(ctx context.Context) (string, error) {
+	v, err := c.ctr.Version(ctx)
+	if err != nil {
+		return "", fmt.Errorf("containerd version: %w", err)
+	}
+	return v.Version, nil
+}
+
+func (c *Client) stateDir(parts ...string) string {
+	return filepath.Join(append([]string{c.opts.StateDir}, parts...)...)
+}
