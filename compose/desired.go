@@ -1,0 +1,40 @@
+package compose
+
+import "github.com/stackdev/stack/engine"
+
+// Desired is what the compose files ask the host to run.
+type Desired struct {
+	Project     string
+	WorkingDir  string
+	ConfigFiles []string
+	// Services in dependency order (a service after everything it depends on).
+	Services []Service
+	// Containers holds one spec per replica, for every selected service.
+	Containers []engine.ContainerSpec
+	Networks   []engine.NetworkSpec
+	Volumes    []engine.VolumeSpec
+}
+
+// Service is the per-service information the planner needs beyond the
+// container specs: how many replicas, what it waits for, and how to get its
+// image.
+type Service struct {
+	Name       string
+	Image      string
+	Replicas   int
+	DependsOn  []engine.Dependency
+	PullPolicy engine.PullPolicy // "" means missing
+	// Networks and Volumes it uses, by full name.
+	Networks []string
+	Volumes  []string
+}
+
+// Service returns the named service and whether it exists.
+func (d Desired) Service(name string) (Service, bool) {
+	for _, s := range d.Services {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Service{}, false
+}
