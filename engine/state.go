@@ -34,6 +34,7 @@ type Container struct {
 	ConfigHash string
 	Image      string // reference it was created from
 	ImageID    string // digest it was created from
+	Command    string // entrypoint and command as run, for display
 	Labels     map[string]string
 	Status     Status
 	ExitCode   int
@@ -43,6 +44,7 @@ type Container struct {
 	Networks   []string // full network names it is attached to
 	Volumes    []string // volume names it mounts
 	Ports      []PortBinding
+	Health     string // "", starting, healthy, unhealthy
 }
 
 // Network is one observed network.
