@@ -1,0 +1,96 @@
+package compose
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/stackdev/stack/engine"
+)
+
+// restart is the restart policy, stored for the daemon to enforce.
+func (b *serviceBuilder) restart() engine.RestartPolicy {
+	name, arg, _ := strings.Cut(b.s.Restart, ":")
+	switch name {
+	case "", "no":
+		return engine.RestartPolicy{Name: "no"}
+	case "always", "unless-stopped":
+		return engine.RestartPolicy{Name: name}
+	case "on-failure":
+		r := engine.RestartPolicy{Name: name}
+		if arg != "" {
+			n, err := strconv.Atoi(arg)
+			if err != nil || n < 0 {
+				b.problem("restart", "%q: the retry count must be a number (on-failure:3)", b.s.Restart)
+			}
+			r.MaxAttempts = n
+		}
+		return r
+	}
+	b.problem("restart", "%q is not a restart policy (use no, always, on-failure[:N] or unless-stopped)", b.s.Restart)
+	return engine.RestartPolicy{Name: "no"}
+}
+
+// health is the healthcheck, nil when the service declares none (the
+// image's applies).
+func (b *serviceBuilder) health() *engine.Healthcheck {
+	h := b.s.HealthCheck
+	if h == nil {
+		return nil
+	}
+	if h.Disable {
+		return &engine.Healthcheck{Test: []string{"NONE"}}
+	}
+	out := &engine.Healthcheck{
+		Test:          append([]string{}, h.Test...),
+		Interval:      duration(h.Interval),
+		Timeout:       duration(h.Timeout),
+		StartPeriod:   duration(h.StartPeriod),
+		StartInterval: duration(h.StartInterval),
+	}
+	if h.Retries != nil {
+		out.Retries = int(*h.Retries)
+	}
+	return out
+}
+
+func duration(d *types.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	return time.Duration(*d)
+}
+
+// logging selects the log driver: json-file (the default) or none.
+func (b *serviceBuilder) logging() engine.Logging {
+	l := engine.Logging{Driver: "json-file"}
+	if b.s.Logging == nil {
+		return l
+	}
+	if b.s.Logging.Driver != "" {
+		l.Driver = b.s.Logging.Driver
+	}
+	switch l.Driver {
+	case "json-file", "none":
+	default:
+		b.problem("logging.driver", "%q is not supported (use json-file or none)", l.Driver)
+	}
+	l.Options = copyMap(b.s.Logging.Options)
+	return l
+}
+
+// pullPolicy maps pull_policy to when the image is pulled.
+func (b *serviceBuilder) pullPolicy() engine.PullPolicy {
+	switch b.s.PullPolicy {
+	case "", types.PullPolicyMissing, types.PullPolicyIfNotPresent:
+		return engine.PullMissing
+	case types.PullPolicyAlways:
+		return engine.PullAlways
+	case types.PullPolicyNever:
+		return engine.PullNever
+	}
+	b.problem("pull_policy", "%q is not supported yet (use always, missing or never)", b.s.PullPolicy)
+	return engine.PullMissing
+}
