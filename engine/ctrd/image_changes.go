@@ -203,3 +203,9 @@ func splitWords(s string) ([]string, error) {
 	}
 	return words, nil
 }
+
+// ValidateChanges checks --change instructions before any input is read.
+func ValidateChanges(changes []string) error {
+	_, err := ApplyChanges(ocispec.ImageConfig{}, changes)
+	return err
+}

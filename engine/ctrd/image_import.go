@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/archive/compression"
+	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -31,6 +32,8 @@ type ImportOptions struct {
 	Message string   // history comment
 	Source  string   // where the tarball came from, for the default comment
 }
+
+const defaultPathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // ErrLayerEscape marks a tar entry whose path leaves the layer.
 var ErrLayerEscape = errors.New("path leaves the root filesystem")
@@ -44,7 +47,9 @@ func (c *Client) ImportRootFS(ctx context.Context, r io.Reader, ref string, opts
 	if err != nil {
 		return LoadedImage{}, err
 	}
-	cfg, err := ApplyChanges(ocispec.ImageConfig{}, opts.Changes)
+	// docker's daemon adds PATH to containers whose image lacks it;
+	// containerd does not, so the imported image carries docker's default.
+	cfg, err := ApplyChanges(ocispec.ImageConfig{Env: []string{defaultPathEnv}}, opts.Changes)
 	if err != nil {
 		return LoadedImage{}, err
 	}
@@ -164,7 +169,8 @@ func writeLayer(ctx context.Context, cs content.Store, r io.Reader) (_ ocispec.D
 		return ocispec.Descriptor{}, "", fmt.Errorf("write layer: %w", err)
 	}
 	size, dgst := writtenSize(ctx, w), w.Digest()
-	if err := w.Commit(ctx, 0, ""); err != nil {
+	// An existing blob is fine: the commit still puts it under our lease.
+	if err := w.Commit(ctx, 0, ""); err != nil && !errdefs.IsAlreadyExists(err) {
 		return ocispec.Descriptor{}, "", fmt.Errorf("write layer: %w", err)
 	}
 	return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: dgst, Size: size}, diff.Digest(), nil
