@@ -19,6 +19,9 @@ type Model struct {
 	in      loadInputs
 	opts    LoadOptions
 	loc     *locator
+	// deselected are services left out by the selection (not by profiles):
+	// depending on them is fine, they are just not touched.
+	deselected map[string]bool
 }
 
 // LoadModel finds, merges, interpolates and validates the compose files and
@@ -42,6 +45,9 @@ func loadModel(ctx context.Context, opts LoadOptions) (*Model, *problems, error)
 		return nil, nil, err
 	}
 	loc := newLocator(in.projectDir, in.files)
+	if err := unknownKeys(loc); err != nil {
+		return nil, nil, err
+	}
 	var unsup unsupported
 	po, err := in.projectOptions(opts.ProjectName, unsup.option())
 	if err != nil {
@@ -65,18 +71,40 @@ func loadModel(ctx context.Context, opts LoadOptions) (*Model, *problems, error)
 // it for parse and schema errors; for the others (interpolation, merge) each
 // file is tried alone to find the culprit.
 func loadError(ctx context.Context, in loadInputs, opts LoadOptions, loc *locator, err error) error {
-	msg := err.Error()
-	named := false
-	for _, f := range in.files {
-		if strings.Contains(msg, f) {
-			msg = strings.ReplaceAll(msg, f, loc.display(f))
-			named = true
+	var culpritFile string
+	var errs []error
+	for _, e := range flatten(err) {
+		msg := e.Error()
+		named := false
+		for _, f := range in.files {
+			if strings.Contains(msg, f) {
+				msg = strings.ReplaceAll(msg, f, loc.display(f))
+				named = true
+			}
 		}
+		if !named {
+			if culpritFile == "" {
+				culpritFile = culprit(ctx, in, opts)
+			}
+			msg = loc.display(culpritFile) + ": " + msg
+		}
+		errs = append(errs, &loadErr{msg: msg, err: e})
 	}
-	if !named {
-		msg = loc.display(culprit(ctx, in, opts)) + ": " + msg
+	p := problems{errs: errs}
+	return p.err()
+}
+
+// flatten lists the errors joined in err (compose-go joins interpolation
+// errors), so each gets its file name.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
 	}
-	return &loadErr{msg: msg, err: err}
+	return []error{err}
 }
 
 // culprit returns the first compose file that fails to load on its own, or
@@ -129,10 +157,12 @@ func (m *Model) selectServices() error {
 	for _, n := range names {
 		m.closure(p, n, keep)
 	}
+	m.deselected = map[string]bool{}
 	for n, s := range p.Services {
 		if !keep[n] {
 			delete(p.Services, n)
 			p.DisabledServices[n] = s
+			m.deselected[n] = true
 		}
 	}
 	m.project = p
@@ -245,4 +275,17 @@ func readFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("file %s does not exist", path)
 	}
 	return b, err
+}
+
+// runnable returns an active service, or one left out by --no-deps style
+// selection (whose containers exist and may be referred to).
+func (m *Model) runnable(name string) (types.ServiceConfig, bool) {
+	if s, ok := m.project.Services[name]; ok {
+		return s, true
+	}
+	if m.deselected[name] {
+		s, ok := m.project.DisabledServices[name]
+		return s, ok
+	}
+	return types.ServiceConfig{}, false
 }

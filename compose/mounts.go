@@ -113,7 +113,7 @@ func (b *serviceBuilder) volumesFrom(s types.ServiceConfig, seen map[string]bool
 			b.problem("volumes_from", "%q: sharing the volumes of a container outside the project is not supported yet (use service names)", ref)
 			continue
 		}
-		from, ok := b.m.project.Services[parts[0]]
+		from, ok := b.m.runnable(parts[0])
 		if !ok || seen[from.Name] {
 			continue // undefined: reported by validate
 		}

@@ -45,7 +45,7 @@ func (b *serviceBuilder) networkMode() string {
 // serviceContainer is "container:<first replica of service>", how a
 // service:NAME reference reaches the namespace of another service.
 func (m *Model) serviceContainer(name string) string {
-	s, ok := m.project.Services[name]
+	s, ok := m.runnable(name)
 	if !ok {
 		return "container:" + m.project.Name + "-" + name + "-1"
 	}

@@ -1,7 +1,6 @@
 package compose
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -70,7 +69,7 @@ func (m *Model) checkReferences(p *problems, s types.ServiceConfig) {
 }
 
 func (m *Model) checkDependency(p *problems, service, dep string, d types.ServiceDependency) {
-	if _, ok := m.project.Services[dep]; ok {
+	if _, ok := m.project.Services[dep]; ok || m.deselected[dep] {
 		return
 	}
 	if _, off := m.project.DisabledServices[dep]; off {
@@ -103,7 +102,7 @@ func (m *Model) checkServiceRef(p *problems, service, key, value string) {
 	if !ok {
 		return
 	}
-	if _, ok := m.project.Services[name]; !ok {
+	if _, ok := m.project.Services[name]; !ok && !m.deselected[name] {
 		p.addf(service, key, "undefined or disabled service %q", name)
 	}
 }
@@ -156,5 +155,3 @@ func checkHealthcheck(p *problems, s types.ServiceConfig) {
 
 // newProblems starts a problem list whose errors name this model's files.
 func (m *Model) newProblems() *problems { return &problems{loc: m.loc} }
-
-var _ = fmt.Sprint

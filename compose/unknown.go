@@ -1,0 +1,61 @@
+package compose
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/compose-spec/compose-go/v2/schema"
+	"github.com/compose-spec/compose-go/v2/tree"
+)
+
+// specKeys matches every key the compose specification defines.
+var specKeys = sync.OnceValue(func() *tree.Matcher {
+	return tree.NewMatcher(schema.AttributePaths()...)
+})
+
+// unknownKeys reports every key of every compose file that the
+// specification does not define (typos such as "imagee"), all at once and
+// before compose-go, whose schema check stops at the first one.
+func unknownKeys(loc *locator) error {
+	var errs []error
+	for i, raw := range loc.raw {
+		for _, path := range walkUnknown(raw, tree.NewPath()) {
+			errs = append(errs, unknownKeyError(loc.display(loc.files[i]), path))
+		}
+	}
+	p := problems{errs: errs}
+	return p.err()
+}
+
+func walkUnknown(value any, p tree.Path) []tree.Path {
+	var found []tree.Path
+	switch v := value.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if strings.HasPrefix(k, "x-") {
+				continue
+			}
+			next := p.Next(k)
+			if !specKeys().Matches(next) && !specKeys().MayContain(next) {
+				found = append(found, next)
+				continue
+			}
+			found = append(found, walkUnknown(e, next)...)
+		}
+	case []any:
+		for _, e := range v {
+			found = append(found, walkUnknown(e, p.Next(tree.PathMatchList))...)
+		}
+	}
+	return found
+}
+
+func unknownKeyError(file string, p tree.Path) error {
+	parts := p.Parts()
+	e := &Error{File: file, Key: keyOf(parts), Err: fmt.Errorf("unknown key (check its spelling and indentation)")}
+	if len(parts) >= 3 && parts[0] == "services" {
+		e.Service, e.Key = parts[1], keyOf(parts[2:])
+	}
+	return e
+}
