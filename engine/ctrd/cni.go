@@ -1,0 +1,211 @@
+package ctrd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/containernetworking/cni/libcni"
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/stackdev/stack/engine"
+)
+
+// attachment is one container interface on one network, recorded before
+// CNI ADD so that DEL can always run with the same configuration.
+type attachment struct {
+	Network  string         `json:"network"`
+	IfName   string         `json:"ifName"`
+	IPv4     string         `json:"ipv4,omitempty"` // address without prefix
+	Gateway  string         `json:"gateway,omitempty"`
+	Conflist []byte         `json:"conflist"`
+	CapArgs  map[string]any `json:"capArgs,omitempty"`
+}
+
+// attachOpts says how one attachment differs from the network's defaults.
+type attachOpts struct {
+	primary bool // default route and published ports go through it
+	ipv4    string
+	ports   []engine.PortBinding
+}
+
+var cniOnce struct {
+	sync.Mutex
+	cfg map[string]*libcni.CNIConfig
+}
+
+// cni returns the libcni runner with its result cache under the state
+// directory, so nothing is written to /var/lib/cni.
+func (c *Client) cni() *libcni.CNIConfig {
+	cniOnce.Lock()
+	defer cniOnce.Unlock()
+	cache := c.stateDir(dirNetworks, dirCNICache)
+	if cniOnce.cfg == nil {
+		cniOnce.cfg = map[string]*libcni.CNIConfig{}
+	}
+	if cfg, ok := cniOnce.cfg[cache]; ok {
+		return cfg
+	}
+	cfg := libcni.NewCNIConfigWithCacheDir(c.opts.CNIPluginDirs, cache, nil)
+	cniOnce.cfg[cache] = cfg
+	return cfg
+}
+
+// conflist is the CNI configuration for one attachment: bridge with
+// host-local leases under the state directory, portmap and firewall.
+func (r networkRecord) conflist(c *Client, o attachOpts) ([]byte, error) {
+	rng := map[string]any{"subnet": r.Subnet, "gateway": r.Gateway}
+	if r.IPRange != "" {
+		if err := addRangeBounds(rng, r.IPRange); err != nil {
+			return nil, fmt.Errorf("network %s: %w", r.Name, err)
+		}
+	}
+	routes := []any{}
+	if o.primary && !r.Internal {
+		routes = append(routes, map[string]any{"dst": "0.0.0.0/0"})
+	}
+	conf := map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       r.Name,
+		"plugins": []any{
+			map[string]any{
+				"type": "bridge", "bridge": r.Bridge, "isGateway": true,
+				"ipMasq": !r.Internal, "hairpinMode": true,
+				"capabilities": map[string]bool{"ips": true},
+				"ipam": map[string]any{
+					"type": "host-local", "dataDir": c.stateDir(dirNetworks, dirIPAM),
+					"ranges": [][]any{{rng}}, "routes": routes,
+				},
+			},
+			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+			map[string]any{"type": "firewall"},
+		},
+	}
+	return json.Marshal(conf)
+}
+
+// addRangeBounds turns an ip_range CIDR into host-local's rangeStart/End.
+func addRangeBounds(rng map[string]any, cidr string) error {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || !p.Addr().Is4() {
+		return fmt.Errorf("ip_range %q is not an IPv4 CIDR", cidr)
+	}
+	p = p.Masked()
+	first := p.Addr()
+	last := first
+	for n := 0; n < (1<<(32-p.Bits()))-1; n++ {
+		last = last.Next()
+	}
+	rng["rangeStart"] = first.String()
+	rng["rangeEnd"] = last.String()
+	return nil
+}
+
+// capArgs are the runtime capability arguments for one attachment.
+func capArgs(o attachOpts, subnetBits int) map[string]any {
+	args := map[string]any{}
+	if o.ipv4 != "" {
+		args["ips"] = []string{fmt.Sprintf("%s/%d", o.ipv4, subnetBits)}
+	}
+	if o.primary && len(o.ports) > 0 {
+		var pm []map[string]any
+		for _, p := range o.ports {
+			proto := p.Protocol
+			if proto == "" {
+				proto = "tcp"
+			}
+			pm = append(pm, map[string]any{
+				"hostPort": int(p.HostPort), "containerPort": int(p.ContainerPort),
+				"protocol": proto, "hostIP": p.HostIP,
+			})
+		}
+		args["portMappings"] = pm
+	}
+	return args
+}
+
+func (c *Client) runtimeConf(id, nsPath string, a attachment) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{
+		ContainerID:    id,
+		NetNS:          nsPath,
+		IfName:         a.IfName,
+		Args:           [][2]string{{"IgnoreUnknown", "1"}},
+		CapabilityArgs: a.CapArgs,
+	}
+}
+
+// cniAdd runs ADD for one attachment and fills in its address.
+func (c *Client) cniAdd(ctx context.Context, id, nsPath string, a *attachment) error {
+	list, err := libcni.NetworkConfFromBytes(a.Conflist)
+	if err != nil {
+		return fmt.Errorf("network %s: CNI config: %w", a.Network, err)
+	}
+	res, err := c.cni().AddNetworkList(ctx, list, c.runtimeConf(id, nsPath, *a))
+	if err != nil {
+		return fmt.Errorf("attach to network %s: %w", a.Network, err)
+	}
+	r, err := current.NewResultFromResult(res)
+	if err != nil {
+		return fmt.Errorf("attach to network %s: CNI result: %w", a.Network, err)
+	}
+	for _, ip := range r.IPs {
+		if ip.Address.IP.To4() != nil {
+			a.IPv4 = ip.Address.IP.String()
+			if ip.Gateway != nil {
+				a.Gateway = ip.Gateway.String()
+			}
+		}
+	}
+	return nil
+}
+
+// cniDel runs DEL for one attachment. DEL of something already gone
+// succeeds, as CNI requires.
+func (c *Client) cniDel(ctx context.Context, id, nsPath string, a attachment) error {
+	list, err := libcni.NetworkConfFromBytes(a.Conflist)
+	if err != nil {
+		return fmt.Errorf("network %s: CNI config: %w", a.Network, err)
+	}
+	if err := c.cni().DelNetworkList(ctx, list, c.runtimeConf(id, nsPath, a)); err != nil {
+		return fmt.Errorf("detach from network %s: %w", a.Network, err)
+	}
+	return nil
+}
+
+// planAttachments builds the attachments for a container spec, in priority
+// order: eth0 on the first network, which also carries the default route and
+// the published ports.
+func (c *Client) planAttachments(spec engine.ContainerSpec, ports []engine.PortBinding) ([]attachment, error) {
+	var out []attachment
+	for i, na := range spec.Network.Networks {
+		rec, err := c.loadNetwork(na.Network)
+		if err != nil {
+			return nil, fmt.Errorf("network %s: %w (create it first)", na.Network, err)
+		}
+		o := attachOpts{primary: i == 0, ipv4: na.IPv4Address, ports: ports}
+		conf, err := rec.conflist(c, o)
+		if err != nil {
+			return nil, err
+		}
+		bits := 24
+		if p, err := netip.ParsePrefix(rec.Subnet); err == nil {
+			bits = p.Bits()
+		}
+		out = append(out, attachment{
+			Network: na.Network, IfName: fmt.Sprintf("eth%d", i),
+			Conflist: conf, CapArgs: capArgs(o, bits),
+		})
+	}
+	return out, nil
+}
+
+func networkNames(as []attachment) string {
+	var names []string
+	for _, a := range as {
+		names = append(names, a.Network)
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,209 @@
+package ctrd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/containerd/containerd/api/types/runc/options"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/stackdev/stack/engine"
+)
+
+// specExtension holds the full engine.ContainerSpec (without secret
+// contents) as JSON on the containerd container, so start, observe and down
+// work without the compose file.
+const (
+	specExtension = "dev.stack.spec"
+	specTypeURL   = "dev.stack/engine.ContainerSpec/v1"
+	runcRuntime   = "io.containerd.runc.v2"
+)
+
+func (c *Client) containerDir(id string, parts ...string) string {
+	return c.stateDir(append([]string{dirContainers, id}, parts...)...)
+}
+
+// CreateContainer creates the container under a fresh ID: its files,
+// mounts and OCI spec; the task is created by StartContainer.
+func (c *Client) CreateContainer(ctx context.Context, spec engine.ContainerSpec) (id string, retErr error) {
+	id = newID()
+	meta, err := c.ctr.ImageService().Get(ctx, spec.Image)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return "", fmt.Errorf("create container %s: image %s is not present: pull or load it first: %w", spec.Name, spec.Image, err)
+		}
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	if err := c.ensureUnpacked(ctx, meta); err != nil {
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	img := containerd.NewImageWithPlatform(c.ctr, meta, hostPlatform())
+	defer func() {
+		if retErr != nil {
+			c.discardContainer(context.WithoutCancel(ctx), id)
+		}
+	}()
+	in, err := c.prepare(ctx, id, spec, img)
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	opts, err := c.containerOpts(ctx, in, meta.Target.Digest.String())
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	if _, err := c.ctr.NewContainer(ctx, id, opts...); err != nil {
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	if err := c.copyUpVolumes(ctx, id, spec); err != nil {
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	return id, nil
+}
+
+// prepare writes the container's state directory (secrets, configs,
+// resolv.conf, hosts) and resolves what the OCI spec needs.
+func (c *Client) prepare(ctx context.Context, id string, spec engine.ContainerSpec, img containerd.Image) (specInput, error) {
+	in := specInput{id: id, spec: spec, image: img}
+	cfg, err := img.Spec(ctx)
+	if err != nil {
+		return in, fmt.Errorf("read image config: %w", err)
+	}
+	in.imageCfg = cfg.Config
+	if err := os.MkdirAll(c.containerDir(id), 0o711); err != nil {
+		return in, err
+	}
+	if err := c.resolveNamespaces(ctx, &in); err != nil {
+		return in, err
+	}
+	in.mounts, err = c.buildMounts(ctx, id, spec, in.hostNS)
+	return in, err
+}
+
+func (c *Client) containerOpts(ctx context.Context, in specInput, digest string) ([]containerd.NewContainerOpts, error) {
+	sopts, err := specOpts(in)
+	if err != nil {
+		return nil, err
+	}
+	ext, err := specAny(in.spec)
+	if err != nil {
+		return nil, err
+	}
+	sn := c.Snapshotter(ctx)
+	return []containerd.NewContainerOpts{
+		containerd.WithImage(in.image),
+		containerd.WithSnapshotter(sn),
+		containerd.WithNewSnapshot(in.id, in.image),
+		containerd.WithRuntime(runcRuntime, &options.Options{Root: runcRoot}),
+		containerd.WithContainerLabels(containerLabels(in.spec, digest)),
+		containerd.WithContainerExtension(specExtension, ext),
+		containerd.WithNewSpec(sopts...),
+	}, nil
+}
+
+// containerLabels are the spec's labels plus the ones stack reads back.
+func containerLabels(spec engine.ContainerSpec, digest string) map[string]string {
+	l := make(map[string]string, len(spec.Labels)+8)
+	for k, v := range spec.Labels {
+		l[k] = v
+	}
+	set := func(k, v string) {
+		if v != "" {
+			l[k] = v
+		}
+	}
+	set(engine.LabelName, spec.Name)
+	set(engine.LabelProject, spec.Project)
+	set(engine.LabelService, spec.Service)
+	set(engine.LabelConfigHash, spec.ConfigHash)
+	set(engine.LabelImage, digest)
+	if spec.Number > 0 {
+		l[engine.LabelNumber] = strconv.Itoa(spec.Number)
+	}
+	if _, ok := l[engine.LabelOneOff]; !ok {
+		l[engine.LabelOneOff] = map[bool]string{true: "True", false: "False"}[spec.OneOff]
+	}
+	return l
+}
+
+// specAny stores the spec as JSON, without secret and config contents,
+// which live only in the container's files directory.
+func specAny(spec engine.ContainerSpec) (*anypb.Any, error) {
+	files := make([]engine.File, len(spec.Files))
+	for i, f := range spec.Files {
+		f.Content = nil
+		files[i] = f
+	}
+	spec.Files = files
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	return &anypb.Any{TypeUrl: specTypeURL, Value: data}, nil
+}
+
+// loadSpec returns the stored spec of container id.
+func (c *Client) loadSpec(ctx context.Context, id string) (engine.ContainerSpec, error) {
+	info, err := c.ctr.ContainerService().Get(ctx, id)
+	if err != nil {
+		return engine.ContainerSpec{}, fmt.Errorf("container %s: %w", id, err)
+	}
+	var spec engine.ContainerSpec
+	if ext, ok := info.Extensions[specExtension]; ok {
+		if err := json.Unmarshal(ext.GetValue(), &spec); err != nil {
+			return spec, fmt.Errorf("container %s: stored spec: %w", id, err)
+		}
+	}
+	if spec.Name == "" {
+		spec.Name = info.Labels[engine.LabelName]
+	}
+	return spec, nil
+}
+
+// RenameContainer rewrites the name label; the ID never changes.
+func (c *Client) RenameContainer(ctx context.Context, id, name string) error {
+	ctr, err := c.ctr.LoadContainer(ctx, id)
+	if err != nil {
+		return fmt.Errorf("rename container %s: %w", id, err)
+	}
+	if _, err := ctr.SetLabels(ctx, map[string]string{engine.LabelName: name}); err != nil {
+		return fmt.Errorf("rename container %s to %s: %w", id, name, err)
+	}
+	return nil
+}
+
+// RemoveContainer stops the container if needed, deletes it with its
+// snapshot and removes its state directory. A missing container is not an
+// error, and whatever a crash left behind is finished off.
+func (c *Client) RemoveContainer(ctx context.Context, id string) error {
+	timeout := defaultStopTimeout
+	if spec, err := c.loadSpec(ctx, id); err == nil && spec.Process.StopGracePeriod > 0 {
+		timeout = spec.Process.StopGracePeriod
+	}
+	if err := c.StopContainer(ctx, id, timeout); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	ctr, err := c.ctr.LoadContainer(ctx, id)
+	if err == nil {
+		err = ctr.Delete(ctx, containerd.WithSnapshotCleanup)
+	}
+	if err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if err := os.RemoveAll(c.containerDir(id)); err != nil {
+		return fmt.Errorf("remove container %s state: %w", id, err)
+	}
+	return nil
+}
+
+// discardContainer undoes a failed CreateContainer.
+func (c *Client) discardContainer(ctx context.Context, id string) {
+	if ctr, err := c.ctr.LoadContainer(ctx, id); err == nil {
+		_ = ctr.Delete(ctx, containerd.WithSnapshotCleanup)
+	}
+	_ = os.RemoveAll(c.containerDir(id))
+}

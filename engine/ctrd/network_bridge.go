@@ -1,0 +1,141 @@
+package ctrd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strings"
+)
+
+// Isolation chains in the filter table: traffic that enters from one stack
+// bridge and leaves through another is dropped unless it was DNATed to a
+// published port, as Docker's DOCKER-ISOLATION-STAGE-1/2 do.
+const (
+	chainIsolation1 = "STACK-ISOLATION-1"
+	chainIsolation2 = "STACK-ISOLATION-2"
+)
+
+// setupBridge creates the bridge with the gateway address, up, before any
+// container attaches, so that the daemon can bind DNS on the gateway and the
+// CNI bridge plugin adopts it. It is idempotent.
+func (c *Client) setupBridge(ctx context.Context, rec networkRecord) error {
+	prefix, err := netip.ParsePrefix(rec.Subnet)
+	if err != nil {
+		return err
+	}
+	if _, err := net.InterfaceByName(rec.Bridge); err != nil {
+		if err := run(ctx, "ip", "link", "add", rec.Bridge, "type", "bridge"); err != nil {
+			return err
+		}
+	}
+	addr := fmt.Sprintf("%s/%d", rec.Gateway, prefix.Bits())
+	if err := run(ctx, "ip", "addr", "replace", addr, "dev", rec.Bridge); err != nil {
+		return err
+	}
+	if err := run(ctx, "ip", "link", "set", rec.Bridge, "up"); err != nil {
+		return err
+	}
+	return c.addIsolation(ctx, rec)
+}
+
+// destroyBridge removes the isolation rules and the bridge. Missing pieces
+// are not errors.
+func (c *Client) destroyBridge(ctx context.Context, rec networkRecord) error {
+	for _, rule := range isolationRules(rec) {
+		for iptables(ctx, append([]string{"-C"}, rule...)...) == nil {
+			if err := iptables(ctx, append([]string{"-D"}, rule...)...); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := net.InterfaceByName(rec.Bridge); err != nil {
+		return nil
+	}
+	return run(ctx, "ip", "link", "del", rec.Bridge)
+}
+
+func (c *Client) addIsolation(ctx context.Context, rec networkRecord) error {
+	for _, chain := range []string{chainIsolation1, chainIsolation2} {
+		if iptables(ctx, "-n", "-L", chain) != nil {
+			if err := iptables(ctx, "-N", chain); err != nil && iptables(ctx, "-n", "-L", chain) != nil {
+				return err
+			}
+		}
+	}
+	if iptables(ctx, "-C", "FORWARD", "-j", chainIsolation1) != nil {
+		if err := iptables(ctx, "-I", "FORWARD", "1", "-j", chainIsolation1); err != nil {
+			return err
+		}
+	}
+	for _, rule := range isolationRules(rec) {
+		if iptables(ctx, append([]string{"-C"}, rule...)...) == nil {
+			continue
+		}
+		if err := iptables(ctx, append([]string{"-A"}, rule...)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isolationRules are the per-bridge rules, without the -A/-D verb.
+func isolationRules(rec networkRecord) [][]string {
+	br := rec.Bridge
+	comment := []string{"-m", "comment", "--comment", "stack network " + rec.Name}
+	rules := [][]string{
+		append([]string{chainIsolation1, "-i", br, "!", "-o", br, "-j", chainIsolation2}, comment...),
+		append([]string{chainIsolation2, "-o", br, "-m", "conntrack", "!", "--ctstate", "DNAT", "-j", "DROP"}, comment...),
+	}
+	if rec.Internal {
+		rules = append(rules,
+			append([]string{chainIsolation1, "-i", br, "!", "-o", br, "-j", "DROP"}, comment...),
+			append([]string{chainIsolation1, "-o", br, "!", "-i", br, "-j", "DROP"}, comment...),
+		)
+	}
+	return rules
+}
+
+// pruneSharedChains removes portmap's shared nat chains and their jumps once
+// no CNI-DN-* chain (one per container with published ports, from any CNI
+// user on the host) remains. portmap recreates them when needed.
+func (c *Client) pruneSharedChains(ctx context.Context) {
+	out, err := exec.CommandContext(ctx, "iptables", "-w", "-t", "nat", "-S").Output()
+	if err != nil || bytes.Contains(out, []byte("-N CNI-DN-")) {
+		return
+	}
+	jumps := map[string]string{
+		"CNI-HOSTPORT-DNAT":    "PREROUTING OUTPUT",
+		"CNI-HOSTPORT-MASQ":    "POSTROUTING",
+		"CNI-HOSTPORT-SETMARK": "",
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 4 && f[0] == "-A" && f[len(f)-2] == "-j" {
+			if _, ok := jumps[f[len(f)-1]]; ok && (f[1] == "PREROUTING" || f[1] == "OUTPUT" || f[1] == "POSTROUTING") {
+				// iptables -S quotes comments the way sh does.
+				_ = run(ctx, "sh", "-c", "iptables -w -t nat -D "+strings.TrimPrefix(line, "-A "))
+			}
+		}
+	}
+	for _, chain := range []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"} {
+		_ = iptables(ctx, "-t", "nat", "-F", chain)
+		_ = iptables(ctx, "-t", "nat", "-X", chain)
+	}
+}
+
+func iptables(ctx context.Context, args ...string) error {
+	return run(ctx, "iptables", append([]string{"-w"}, args...)...)
+}
+
+// run executes a host networking command and returns its output in the
+// error when it fails.
+func run(ctx context.Context, name string, args ...string) error {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package ctrd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+
+	"github.com/stackdev/stack/engine"
+)
+
+// Observe reads the live state with one containers list (filtered by the
+// project label, or every stack container for ""), one tasks list, the run
+// records, and the network and volume records. Networks and volumes are
+// returned for every project, so that external ones (created by another
+// project) are visible: filter them by Project.
+func (c *Client) Observe(ctx context.Context, project string) (engine.State, error) {
+	filter := fmt.Sprintf("labels.%q", engine.LabelName)
+	if project != "" {
+		filter = fmt.Sprintf("labels.%q==%s", engine.LabelProject, strconv.Quote(project))
+	}
+	list, err := c.ctr.ContainerService().List(ctx, filter)
+	if err != nil {
+		return engine.State{}, fmt.Errorf("observe: list containers: %w", err)
+	}
+	procs, err := c.taskList(ctx)
+	if err != nil {
+		return engine.State{}, err
+	}
+	var st engine.State
+	for _, info := range list {
+		if _, ok := info.Labels[engine.LabelName]; !ok {
+			continue
+		}
+		st.Containers = append(st.Containers, c.observeContainer(info, procs[info.ID]))
+	}
+	if err := c.observeRecords(&st); err != nil {
+		return st, err
+	}
+	if st.Images, err = c.ImageDigests(ctx); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+func (c *Client) taskList(ctx context.Context) (map[string]*task.Process, error) {
+	resp, err := c.ctr.TaskService().List(ctx, &tasks.ListTasksRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("observe: list tasks: %w", errgrpc.ToNative(err))
+	}
+	out := make(map[string]*task.Process, len(resp.Tasks))
+	for _, t := range resp.Tasks {
+		out[t.ContainerID] = t
+	}
+	return out, nil
+}
+
+func (c *Client) observeRecords(st *engine.State) error {
+	nets, err := c.listNetworks()
+	if err != nil {
+		return err
+	}
+	for _, n := range nets {
+		st.Networks = append(st.Networks, n.observed())
+	}
+	vols, err := c.listVolumes()
+	if err != nil {
+		return err
+	}
+	for _, v := range vols {
+		st.Volumes = append(st.Volumes, v.observed(c))
+	}
+	return nil
+}
+
+func (c *Client) observeContainer(info containers.Container, proc *task.Process) engine.Container {
+	l := info.Labels
+	n, _ := strconv.Atoi(l[engine.LabelNumber])
+	ctr := engine.Container{
+		ID: info.ID, Name: l[engine.LabelName], Project: l[engine.LabelProject],
+		Service: l[engine.LabelService], Number: n, OneOff: strings.EqualFold(l[engine.LabelOneOff], "true"),
+		ConfigHash: l[engine.LabelConfigHash], Image: info.Image, ImageID: l[engine.LabelImage],
+		Labels: l, CreatedAt: info.CreatedAt, Status: engine.StatusCreated,
+	}
+	var spec engine.ContainerSpec
+	if ext, ok := info.Extensions[specExtension]; ok && ext != nil {
+		_ = json.Unmarshal(ext.GetValue(), &spec)
+	}
+	ctr.Command = strings.Join(append(append([]string{}, spec.Process.Entrypoint...), spec.Process.Command...), " ")
+	for _, na := range spec.Network.Networks {
+		ctr.Networks = append(ctr.Networks, na.Network)
+	}
+	for _, m := range spec.Mounts {
+		if m.Type == engine.MountVolume && m.Source != "" {
+			ctr.Volumes = append(ctr.Volumes, m.Source)
+		}
+	}
+	rr, _ := c.loadRun(info.ID)
+	ctr.Ports = spec.Network.Ports
+	if len(rr.Ports) > 0 {
+		ctr.Ports = rr.Ports
+	}
+	ctr.StartedAt = rr.StartedAt
+	applyTask(&ctr, proc, rr)
+	return ctr
+}
+
+// applyTask sets status, exit code and PID from the task, or from the run
+// record when stack stopped the container and deleted its task.
+func applyTask(ctr *engine.Container, proc *task.Process, rr runRecord) {
+	if proc == nil {
+		if rr.Exited {
+			ctr.Status, ctr.ExitCode = engine.StatusExited, rr.ExitCode
+		}
+		return
+	}
+	switch proc.Status {
+	case task.Status_RUNNING:
+		ctr.Status, ctr.Pid = engine.StatusRunning, int(proc.Pid)
+	case task.Status_PAUSED, task.Status_PAUSING:
+		ctr.Status, ctr.Pid = engine.StatusPaused, int(proc.Pid)
+	case task.Status_STOPPED:
+		ctr.Status, ctr.ExitCode = engine.StatusExited, int(proc.ExitStatus)
+	case task.Status_CREATED:
+		ctr.Status = engine.StatusCreated
+	default:
+		ctr.Status = engine.StatusUnknown
+	}
+}

@@ -1,0 +1,187 @@
+package ctrd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+	"github.com/moby/sys/signal"
+
+	"github.com/stackdev/stack/engine"
+)
+
+// defaultStopTimeout is Docker's grace period between the stop signal and
+// SIGKILL.
+const defaultStopTimeout = 10 * time.Second
+
+// killWait bounds the wait for a task to die after SIGKILL.
+const killWait = 10 * time.Second
+
+// StartContainer creates the network namespace, attaches the container to
+// its networks in priority order, then creates and starts the task. A
+// running container is left alone; an exited one is started again.
+func (c *Client) StartContainer(ctx context.Context, id string) (retErr error) {
+	ctr, err := c.ctr.LoadContainer(ctx, id)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	spec, err := c.loadSpec(ctx, id)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	if done, err := c.reuseTask(ctx, ctr); done || err != nil {
+		return err
+	}
+	rr, err := c.loadRun(id)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", spec.Name, err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = c.teardownNetwork(context.WithoutCancel(ctx), id)
+		}
+	}()
+	if err := c.setupNetwork(ctx, id, spec, &rr); err != nil {
+		return fmt.Errorf("start container %s: %w", spec.Name, err)
+	}
+	task, err := ctr.NewTask(ctx, cio.LogFile(c.containerDir(id, id+".log")))
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", spec.Name, err)
+	}
+	if err := task.Start(ctx); err != nil {
+		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+		return fmt.Errorf("start container %s: %w", spec.Name, err)
+	}
+	rr.StartedAt, rr.FinishedAt, rr.ExitCode, rr.Exited = time.Now().UTC(), time.Time{}, 0, false
+	return c.saveRun(id, rr)
+}
+
+// reuseTask looks at an existing task: a running one means done, a created
+// one is started, an exited one is deleted (with its network) so a new run
+// can begin.
+func (c *Client) reuseTask(ctx context.Context, ctr containerd.Container) (bool, error) {
+	task, err := ctr.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return false, c.teardownNetwork(ctx, ctr.ID())
+	} else if err != nil {
+		return false, fmt.Errorf("start container %s: %w", ctr.ID(), err)
+	}
+	st, err := task.Status(ctx)
+	if err != nil {
+		return false, fmt.Errorf("start container %s: %w", ctr.ID(), err)
+	}
+	switch st.Status {
+	case containerd.Running:
+		return true, nil
+	case containerd.Paused:
+		return true, task.Resume(ctx)
+	case containerd.Created:
+		return true, task.Start(ctx)
+	}
+	if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		return false, fmt.Errorf("start container %s: delete exited task: %w", ctr.ID(), err)
+	}
+	return false, c.teardownNetwork(ctx, ctr.ID())
+}
+
+// StopContainer sends the stop signal, waits up to timeout, kills, deletes
+// the task, then detaches the networks and removes the netns. It is
+// idempotent and finishes what an interrupted call left.
+func (c *Client) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	ctr, err := c.ctr.LoadContainer(ctx, id)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	if err == nil {
+		if err := c.stopTask(ctx, ctr, timeout); err != nil {
+			return fmt.Errorf("stop container %s: %w", id, err)
+		}
+	}
+	if err := c.teardownNetwork(ctx, id); err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	return nil
+}
+
+func (c *Client) stopTask(ctx context.Context, ctr containerd.Container, timeout time.Duration) error {
+	task, err := ctr.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	spec, _ := c.loadSpec(ctx, ctr.ID())
+	if err := signalAndWait(ctx, task, stopSignal(spec), timeout); err != nil {
+		return err
+	}
+	st, err := task.Delete(ctx, containerd.WithProcessKill)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete task: %w", err)
+	}
+	rr, err := c.loadRun(ctr.ID())
+	if err != nil {
+		return err
+	}
+	rr.Exited = true
+	if st != nil {
+		rr.ExitCode, rr.FinishedAt = int(st.ExitCode()), st.ExitTime().UTC()
+	}
+	return c.saveRun(ctr.ID(), rr)
+}
+
+// signalAndWait sends sig to a live task and waits up to timeout for it to
+// exit, then sends SIGKILL and waits again (bounded).
+func signalAndWait(ctx context.Context, task containerd.Task, sig syscall.Signal, timeout time.Duration) error {
+	st, err := task.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Status == containerd.Stopped || st.Status == containerd.Created {
+		return nil
+	}
+	if st.Status == containerd.Paused {
+		_ = task.Resume(ctx)
+	}
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	exited, err := task.Wait(waitCtx)
+	if err != nil {
+		return err
+	}
+	if err := task.Kill(ctx, sig); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("send %v: %w", sig, err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(timeout):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("send SIGKILL: %w", err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(killWait):
+		return errors.New("the task did not exit within 10s of SIGKILL")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stopSignal is the spec's stop_signal, SIGTERM by default.
+func stopSignal(spec engine.ContainerSpec) syscall.Signal {
+	if spec.Process.StopSignal != "" {
+		if s, err := signal.ParseSignal(spec.Process.StopSignal); err == nil {
+			return s
+		}
+	}
+	return syscall.SIGTERM
+}
