@@ -187,8 +187,8 @@ func (in loadInputs) projectOptions(name string, extra ...func(*loader.Options))
 	if name == "" {
 		name = in.env["COMPOSE_PROJECT_NAME"]
 	}
-	if name != "" && name != loader.NormalizeProjectName(name) {
-		return nil, fmt.Errorf("%w (use lowercase letters, digits, '-' and '_')", loader.InvalidProjectNameErr(name))
+	if err := checkProjectName(name); name != "" && err != nil {
+		return nil, err
 	}
 	o, err := cli.NewProjectOptions(in.files,
 		cli.WithWorkingDirectory(in.projectDir),
@@ -228,4 +228,37 @@ func splitList(v, sep string) []string {
 		}
 	}
 	return out
+}
+
+// ProjectName resolves the project name as compose does, for commands that
+// work from labels (ps, down, logs): -p, else COMPOSE_PROJECT_NAME, else the
+// compose files' name: (or their directory), else — with no compose file —
+// the name of the project or current directory.
+func ProjectName(ctx context.Context, opts LoadOptions) (string, error) {
+	if n := opts.ProjectName; n != "" {
+		return n, checkProjectName(n)
+	}
+	if n := opts.Environment["COMPOSE_PROJECT_NAME"]; n != "" {
+		return n, checkProjectName(n)
+	}
+	in, err := resolveInputs(opts)
+	if err != nil {
+		if len(opts.Files) > 0 || in.cwd == "" {
+			return "", err
+		}
+		dir := envBaseDir(in.cwd, opts.ProjectDirectory, nil)
+		return loader.NormalizeProjectName(filepath.Base(dir)), nil
+	}
+	m, err := LoadModel(ctx, opts)
+	if err != nil {
+		return "", err
+	}
+	return m.Name(), nil
+}
+
+func checkProjectName(n string) error {
+	if n != loader.NormalizeProjectName(n) {
+		return fmt.Errorf("%w (use lowercase letters, digits, '-' and '_')", loader.InvalidProjectNameErr(n))
+	}
+	return nil
 }

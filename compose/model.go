@@ -25,12 +25,14 @@ type Model struct {
 }
 
 // LoadModel finds, merges, interpolates and validates the compose files and
-// applies profiles, the service selection and scale overrides.
+// applies profiles, the service selection and scale overrides. It reports
+// the same errors as Load: a model that loads can be run.
 func LoadModel(ctx context.Context, opts LoadOptions) (*Model, error) {
 	m, p, err := loadModel(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
+	m.desired(p)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
