@@ -24,6 +24,7 @@ func (m *Model) validate(p *problems, unsup *unsupported) {
 		checkLimits(p, s)
 		checkHealthcheck(p, s)
 	}
+	m.checkSubnets(p)
 	if _, err := dependencyOrder(m.project); err != nil {
 		var cyc *cycleError
 		if asCycle(err, &cyc) {
