@@ -42,7 +42,7 @@ var ErrLayerEscape = errors.New("path leaves the root filesystem")
 // one-layer image named ref, like docker import, and unpacks it. The
 // layer, config and manifest are written under a lease, so nothing is kept
 // when any step fails; an image record is created only at the end.
-func (c *Client) ImportRootFS(ctx context.Context, r io.Reader, ref string, opts ImportOptions) (LoadedImage, error) {
+func (c *Client) ImportRootFS(ctx context.Context, r io.Reader, ref string, opts ImportOptions) (_ LoadedImage, retErr error) {
 	name, err := NormalizeRef(ref)
 	if err != nil {
 		return LoadedImage{}, err
@@ -53,11 +53,11 @@ func (c *Client) ImportRootFS(ctx context.Context, r io.Reader, ref string, opts
 	if err != nil {
 		return LoadedImage{}, err
 	}
-	ctx, done, err := c.ctr.WithLease(ctx)
+	ctx, release, err := c.withLease(ctx)
 	if err != nil {
 		return LoadedImage{}, fmt.Errorf("import %s: %w", name, err)
 	}
-	defer done(context.WithoutCancel(ctx))
+	defer func() { release(retErr != nil) }()
 	manifest, err := c.writeImportedImage(ctx, r, cfg, opts)
 	if err != nil {
 		return LoadedImage{}, fmt.Errorf("import %s: %w", name, err)

@@ -37,13 +37,18 @@ func (c *Client) Load(ctx context.Context, r io.Reader) (_ []LoadedImage, retErr
 	if err != nil {
 		return nil, err
 	}
+	ctx, release, err := c.withLease(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load image archive: %w", err)
+	}
+	defer func() { release(retErr != nil) }()
 	imgs, err := c.ctr.Import(ctx, stream,
 		containerd.WithImageRefTranslator(fullRefOnly),
 		containerd.WithSkipDigestRef(func(name string) bool { return name != "" }),
 		containerd.WithDigestRef(func(d digest.Digest) string { return d.String() }),
 		containerd.WithImportPlatform(hostPlatform()),
 	)
-	defer func() {
+	defer func() { // runs before the lease is released
 		if retErr != nil {
 			c.forgetNew(ctx, imgs, before)
 		}

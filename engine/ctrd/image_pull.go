@@ -2,7 +2,6 @@ package ctrd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -35,10 +34,15 @@ func (c *Client) Pull(ctx context.Context, ref string, cfg PullConfig) (name, dg
 		return "", "", err
 	}
 	existed := c.imageExists(ctx, name)
+	ctx, release, err := c.withLease(ctx)
+	if err != nil {
+		return "", "", fmt.Errorf("pull %s: %w", name, err)
+	}
 	defer func() {
 		if retErr != nil && !existed {
 			c.forgetImage(ctx, name)
 		}
+		release(retErr != nil)
 	}()
 	resolver, err := cfg.Registry.newResolver(nil)
 	if err != nil {
@@ -139,5 +143,3 @@ func (c *Client) ImageDigests(ctx context.Context) (map[string]string, error) {
 	}
 	return out, nil
 }
-
-var errImageNotFound = errors.New("no such image")

@@ -95,7 +95,7 @@ func (c *Client) resolveImage(ctx context.Context, ref string) (images.Image, er
 func (c *Client) imageByID(ctx context.Context, id string) (images.Image, error) {
 	hex := strings.TrimPrefix(id, "sha256:")
 	if len(hex) < 4 || strings.Trim(hex, "0123456789abcdef") != "" {
-		return images.Image{}, fmt.Errorf("%w: %s: %w", errImageNotFound, id, errdefs.ErrNotFound)
+		return images.Image{}, notFound(id)
 	}
 	imgs, err := c.ctr.ImageService().List(ctx)
 	if err != nil {
@@ -111,11 +111,15 @@ func (c *Client) imageByID(ctx context.Context, id string) (images.Image, error)
 	}
 	switch {
 	case len(found) == 0:
-		return images.Image{}, fmt.Errorf("%w: %s: %w", errImageNotFound, id, errdefs.ErrNotFound)
+		return images.Image{}, notFound(id)
 	case len(digests) > 1:
 		return images.Image{}, fmt.Errorf("image ID %s is ambiguous: it matches %d images", id, len(digests))
 	}
 	return found[0], nil
+}
+
+func notFound(ref string) error {
+	return fmt.Errorf("no such image: %s (%w)", ref, errdefs.ErrNotFound)
 }
 
 // RemoveImage deletes an image by name, or every name of an image given by
