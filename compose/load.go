@@ -2,6 +2,7 @@ package compose
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -14,6 +15,10 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 )
+
+// ErrNoComposeFile is returned when no -f is given and default discovery
+// finds no compose file.
+var ErrNoComposeFile = errors.New("no configuration file provided")
 
 // LoadOptions are the inputs of Load, named after compose's global flags.
 // Environment and WorkingDir are injected (the process environment and the
@@ -167,7 +172,7 @@ func discover(dir string) ([]string, error) {
 			return files, nil
 		}
 		if filepath.Dir(d) == d {
-			return nil, fmt.Errorf("no configuration file provided: not found in %s or its parents (create compose.yaml or pass -f)", dir)
+			return nil, fmt.Errorf("%w: not found in %s or its parents (create compose.yaml or pass -f)", ErrNoComposeFile, dir)
 		}
 	}
 }
@@ -243,7 +248,7 @@ func ProjectName(ctx context.Context, opts LoadOptions) (string, error) {
 	}
 	in, err := resolveInputs(opts)
 	if err != nil {
-		if len(opts.Files) > 0 || in.cwd == "" {
+		if !errors.Is(err, ErrNoComposeFile) {
 			return "", err
 		}
 		dir := envBaseDir(in.cwd, opts.ProjectDirectory, nil)
