@@ -285,17 +285,26 @@ func TestImageImportRejectsEscapingPathsAndBadChanges(t *testing.T) {
 	}
 }
 
-// wantFailure checks a non-zero exit and one error line containing want.
+// wantFailure checks a non-zero exit and exactly one error line, the last
+// on stderr, containing want (progress lines may come before it).
 func wantFailure(t *testing.T, r result, want string) {
 	t.Helper()
 	if r.code == 0 {
 		t.Fatalf("exit 0, want failure %q\nstdout: %s", want, r.stdout)
 	}
-	if !strings.Contains(r.stderr, want) {
-		t.Fatalf("stderr does not say %q:\n%s", want, r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "error: ") || !strings.Contains(last, want) {
+		t.Fatalf("the last stderr line is not an error saying %q:\n%s", want, r.stderr)
 	}
-	if n := strings.Count(strings.TrimSpace(r.stderr), "\n"); n > 0 {
-		t.Fatalf("want one error line, got %d:\n%s", n+1, r.stderr)
+	errors := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, "error") {
+			errors++
+		}
+	}
+	if errors != 1 {
+		t.Fatalf("want one error line, stderr has %d:\n%s", errors, r.stderr)
 	}
 }
 

@@ -139,7 +139,7 @@ func registryError(op, ref string, err error) error {
 	var hint string
 	var netErr net.Error
 	switch {
-	case errdefs.IsUnauthorized(err) || strings.Contains(err.Error(), "401 Unauthorized"):
+	case errdefs.IsUnauthorized(err), errdefs.IsPermissionDenied(err), strings.Contains(err.Error(), "401 Unauthorized"), strings.Contains(err.Error(), "authorization failed"):
 		hint = " (the registry refused the credentials: log in with docker login or add them to ~/.docker/config.json)"
 	case errdefs.IsNotFound(err):
 		hint = " (no such image or tag in that registry)"
