@@ -57,6 +57,9 @@ func loadModel(ctx context.Context, opts LoadOptions) (*Model, *problems, error)
 	}
 	project, err := po.LoadProject(ctx)
 	if err != nil {
+		if all := schemaErrors(loc); all != nil {
+			return nil, nil, all
+		}
 		return nil, nil, loadError(ctx, in, opts, loc, err)
 	}
 	m := &Model{project: project, in: in, opts: opts, loc: loc}

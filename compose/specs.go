@@ -1,6 +1,8 @@
 package compose
 
 import (
+	"regexp"
+
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/stackdev/stack/engine"
@@ -33,6 +35,7 @@ func (m *Model) networkSpec(p *problems, key string, n types.NetworkConfig) engi
 	if spec.Name == "" {
 		spec.Name = m.project.Name + "_" + key
 	}
+	checkObjectName(p, "networks."+key, spec.Name)
 	if spec.External {
 		return spec
 	}
@@ -41,6 +44,9 @@ func (m *Model) networkSpec(p *problems, key string, n types.NetworkConfig) engi
 	}
 	if spec.Driver != "bridge" {
 		p.addf("", "networks."+key+".driver", "%q is not supported (use bridge)", n.Driver)
+	}
+	if d := n.Ipam.Driver; d != "" && d != "default" {
+		p.addf("", "networks."+key+".ipam.driver", "%q is not supported (stack allocates addresses itself; remove it)", d)
 	}
 	if len(n.Ipam.Config) > 1 {
 		p.addf("", "networks."+key+".ipam.config", "only one subnet per network is supported, not %d", len(n.Ipam.Config))
@@ -81,6 +87,7 @@ func (m *Model) volumeSpec(p *problems, key string, v types.VolumeConfig) engine
 	if spec.Name == "" {
 		spec.Name = m.project.Name + "_" + key
 	}
+	checkObjectName(p, "volumes."+key, spec.Name)
 	if spec.External {
 		return spec
 	}
@@ -109,4 +116,14 @@ func (m *Model) objectLabels(user types.Labels, keyLabel, key, hash string) map[
 	l[engine.LabelConfigHash] = hash
 	l[engine.LabelHashVersion] = HashVersion
 	return l
+}
+
+// objectName is docker's rule for volume and network names; it also keeps
+// a name from leaving the state directory it is stored under.
+var objectName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+func checkObjectName(p *problems, key, name string) {
+	if !objectName.MatchString(name) {
+		p.addf("", key+".name", "%q is not a valid name (use letters, digits, '_', '.', '-'; start with a letter or digit)", name)
+	}
 }

@@ -67,7 +67,7 @@ var supportedServiceKeys = []string{
 	"mem_limit", "mem_reservation", "memswap_limit", "cpus", "cpu_shares", "cpuset",
 	"pids_limit", "shm_size", "ulimits", "ulimits.*", "ulimits.*.soft", "ulimits.*.hard",
 	"devices", "devices.[].source", "devices.[].target", "devices.[].permissions",
-	"deploy", "deploy.replicas", "deploy.resources", "deploy.resources.limits",
+	"deploy", "deploy.mode", "deploy.replicas", "deploy.resources", "deploy.resources.limits",
 	"deploy.resources.limits.cpus", "deploy.resources.limits.memory",
 	"deploy.resources.limits.pids", "deploy.resources.reservations",
 	"deploy.resources.reservations.cpus", "deploy.resources.reservations.memory",

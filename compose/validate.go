@@ -115,6 +115,9 @@ func checkScale(p *problems, s types.ServiceConfig) {
 	if s.GetScale() < 0 {
 		p.addf(s.Name, "scale", "must be 0 or more, not %d", s.GetScale())
 	}
+	if s.Deploy != nil && s.Deploy.Mode != "" && s.Deploy.Mode != "replicated" {
+		p.addf(s.Name, "deploy.mode", "%q is not supported (stack runs replicated services on one host)", s.Deploy.Mode)
+	}
 	if s.ContainerName != "" && s.GetScale() > 1 {
 		p.addf(s.Name, "container_name", "%q cannot be used with %d replicas: container names are unique (remove container_name or scale to 1)", s.ContainerName, s.GetScale())
 	}
