@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stackdev/stack/compose"
+	"github.com/stackdev/stack/reconcile"
+)
+
+func init() { registerCommand(newDownCommand) }
+
+func newDownCommand(a *app) *cobra.Command {
+	var o reconcile.DownOptions
+	var timeout int
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop and remove containers and networks (and volumes with -v)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if timeout >= 0 {
+				o.Timeout = time.Duration(timeout) * time.Second
+			}
+			// down works without the compose file, from the labels; with
+			// the file it also knows external resources and orphans.
+			var desired *compose.Desired
+			project := ""
+			if d, err := a.loadProject(ctx, nil, nil, false); err == nil {
+				desired, project = &d, d.Project
+			} else if project, err = a.projectName(ctx); err != nil {
+				return err
+			}
+			c, err := a.client(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if !a.opts.dryRun {
+				unlock, err := a.lockProject(ctx, c, project)
+				if err != nil {
+					return err
+				}
+				defer unlock()
+			}
+			state, err := c.Observe(ctx, project)
+			if err != nil {
+				return err
+			}
+			plan, err := reconcile.ComputeDown(state, project, o, desired)
+			if err != nil {
+				return err
+			}
+			printWarnings(a, plan.Warnings)
+			if a.opts.dryRun {
+				fmt.Fprint(a.stdout, plan.String())
+				return nil
+			}
+			if plan.Empty() {
+				fmt.Fprintln(a.stdout, "nothing to do")
+				return nil
+			}
+			return a.apply(ctx, c, plan, "Running", true)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Volumes, "volumes", "v", false, "Remove named volumes declared in the volumes section of the Compose file")
+	cmd.Flags().BoolVar(&o.RemoveOrphans, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
+	cmd.Flags().StringVar(&o.RMI, "rmi", "", `Remove images used by services: "local" or "all"`)
+	cmd.Flags().IntVarP(&timeout, "timeout", "t", -1, "Shutdown timeout in seconds")
+	return cmd
+}

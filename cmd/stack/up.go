@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stackdev/stack/compose"
+	"github.com/stackdev/stack/engine"
+	"github.com/stackdev/stack/engine/ctrd"
+	"github.com/stackdev/stack/reconcile"
+)
+
+func init() { registerCommand(newUpCommand) }
+
+// convergeFlags are shared by up and plan: they decide what the plan holds.
+type convergeFlags struct {
+	forceRecreate      bool
+	noRecreate         bool
+	alwaysRecreateDeps bool
+	noDeps             bool
+	removeOrphans      bool
+	noStart            bool
+	pull               string
+	scale              []string
+	timeout            int
+}
+
+func (f *convergeFlags) bind(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.BoolVar(&f.forceRecreate, "force-recreate", false, "Recreate containers even if their configuration and image haven't changed")
+	fs.BoolVar(&f.noRecreate, "no-recreate", false, "If containers already exist, don't recreate them")
+	fs.BoolVar(&f.alwaysRecreateDeps, "always-recreate-deps", false, "Recreate dependent containers")
+	fs.BoolVar(&f.noDeps, "no-deps", false, "Don't start linked services")
+	fs.BoolVar(&f.removeOrphans, "remove-orphans", envBool("COMPOSE_REMOVE_ORPHANS"), "Remove containers for services not defined in the Compose file")
+	fs.BoolVar(&f.noStart, "no-start", false, "Don't start the services after creating them")
+	fs.StringVar(&f.pull, "pull", "", `Pull image before running ("always"|"missing"|"never")`)
+	fs.StringArrayVar(&f.scale, "scale", nil, "Scale SERVICE to NUM instances (SERVICE=NUM); overrides scale in the Compose file")
+	fs.IntVarP(&f.timeout, "timeout", "t", -1, "Stop timeout in seconds for containers being replaced (default: the service's stop_grace_period)")
+}
+
+func envBool(key string) bool {
+	v, _ := strconv.ParseBool(envOr(key, "false"))
+	return v
+}
+
+func (f *convergeFlags) validate() error {
+	switch {
+	case f.forceRecreate && f.noRecreate:
+		return errors.New("--force-recreate and --no-recreate are incompatible")
+	case f.alwaysRecreateDeps && f.noRecreate:
+		return errors.New("--always-recreate-deps and --no-recreate are incompatible")
+	}
+	switch f.pull {
+	case "", "always", "missing", "never":
+		return nil
+	}
+	return fmt.Errorf("invalid --pull %q: use always, missing or never", f.pull)
+}
+
+func (f *convergeFlags) scaleMap() (map[string]int, error) {
+	out := map[string]int{}
+	for _, s := range f.scale {
+		name, num, ok := strings.Cut(s, "=")
+		n, err := strconv.Atoi(num)
+		if !ok || err != nil || n < 0 {
+			return nil, fmt.Errorf("invalid --scale %q: use SERVICE=NUM", s)
+		}
+		out[name] = n
+	}
+	return out, nil
+}
+
+func (f *convergeFlags) options(services []string) reconcile.Options {
+	o := reconcile.Options{
+		ForceRecreate:      f.forceRecreate,
+		NoRecreate:         f.noRecreate,
+		AlwaysRecreateDeps: f.alwaysRecreateDeps,
+		NoDeps:             f.noDeps,
+		RemoveOrphans:      f.removeOrphans,
+		NoStart:            f.noStart,
+		Pull:               engine.PullPolicy(f.pull),
+		Services:           services,
+	}
+	if f.timeout >= 0 {
+		o.Timeout = time.Duration(f.timeout) * time.Second
+	}
+	return o
+}
+
+// converged is the result of load → observe → compute.
+type converged struct {
+	desired compose.Desired
+	plan    reconcile.Plan
+}
+
+// loadDesired validates the flags and loads the project they select.
+func (a *app) loadDesired(ctx context.Context, f *convergeFlags, services []string) (compose.Desired, error) {
+	if err := f.validate(); err != nil {
+		return compose.Desired{}, err
+	}
+	scale, err := f.scaleMap()
+	if err != nil {
+		return compose.Desired{}, err
+	}
+	return a.loadProject(ctx, services, scale, f.noDeps)
+}
+
+// computeUp observes the project and computes the plan that converges it.
+func (a *app) computeUp(ctx context.Context, c *ctrd.Client, desired compose.Desired, f *convergeFlags, services []string) (converged, error) {
+	state, err := c.Observe(ctx, desired.Project)
+	if err != nil {
+		return converged{}, err
+	}
+	plan, err := reconcile.Compute(desired, state, f.options(services))
+	if err != nil {
+		return converged{}, fmt.Errorf("plan project %s: %w", desired.Project, err)
+	}
+	return converged{desired: desired, plan: plan}, nil
+}
+
+type upFlags struct {
+	convergeFlags
+	detach    bool
+	yes       bool
+	quietPull bool
+}
+
+func newUpCommand(a *app) *cobra.Command {
+	var f upFlags
+	cmd := &cobra.Command{
+		Use:   "up [SERVICE...]",
+		Short: "Create and start containers: make the host match the compose file",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runUp(cmd.Context(), &f, args)
+		},
+	}
+	f.bind(cmd)
+	cmd.Flags().BoolVarP(&f.detach, "detach", "d", false, "Detached mode: run containers in the background")
+	cmd.Flags().BoolVarP(&f.yes, "yes", "y", false, `Assume "yes" as answer to all prompts`)
+	cmd.Flags().BoolVar(&f.quietPull, "quiet-pull", false, "Pull without printing progress information")
+	return cmd
+}
+
+func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
+	// Load first (it needs neither containerd nor the lock) so that bad
+	// input fails before anything is touched or waited for.
+	desired, err := a.loadDesired(ctx, &f.convergeFlags, services)
+	if err != nil {
+		return err
+	}
+	c, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if !a.opts.dryRun {
+		unlock, err := a.lockProject(ctx, c, desired.Project)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	cv, err := a.computeUp(ctx, c, desired, &f.convergeFlags, services)
+	if err != nil {
+		return err
+	}
+	printWarnings(a, cv.plan.Warnings)
+	if a.opts.dryRun {
+		fmt.Fprint(a.stdout, cv.plan.String())
+		return nil
+	}
+	if cv.plan.Empty() {
+		fmt.Fprintln(a.stdout, "nothing to do")
+		return nil
+	}
+	if !f.detach {
+		fmt.Fprintln(a.stderr, "note: attached mode (logs) is not available yet; starting detached")
+	}
+	return a.apply(ctx, c, cv.plan, "Running", f.quietPull)
+}
+
+func (a *app) lockProject(ctx context.Context, c *ctrd.Client, project string) (func(), error) {
+	return c.LockProject(ctx, project, func() {
+		fmt.Fprintf(a.stderr, "waiting for another stack command changing project %q to finish...\n", project)
+	})
+}
+
+func printWarnings(a *app, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintln(a.stderr, "WARN", w)
+	}
+}
+
+func (a *app) apply(ctx context.Context, c *ctrd.Client, plan reconcile.Plan, title string, quietPull bool) error {
+	p := newProgress(a, title)
+	opts := reconcile.ApplyOptions{Parallel: a.opts.parallel, OnEvent: p.OnEvent}
+	if !quietPull {
+		opts.PullProgress = p.pullProgress
+	}
+	if err := reconcile.Apply(ctx, c, plan, opts); err != nil {
+		return fmt.Errorf("%w\nthe host is partly converged: run the same command again to finish", err)
+	}
+	return nil
+}
