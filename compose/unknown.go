@@ -5,13 +5,16 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/compose-spec/compose-go/v2/schema"
 	"github.com/compose-spec/compose-go/v2/tree"
 )
 
 // specKeys matches every key the compose specification defines.
 var specKeys = sync.OnceValue(func() *tree.Matcher {
-	return tree.NewMatcher(schema.AttributePaths()...)
+	paths := make([]tree.Path, len(specPaths))
+	for i, p := range specPaths {
+		paths[i] = tree.Path(p)
+	}
+	return tree.NewMatcher(paths...)
 })
 
 // unknownKeys reports every key of every compose file that the
