@@ -128,5 +128,4 @@ const (
 	classVolume
 	classContainer
 	classOrphan
-	classImageRemove
 )

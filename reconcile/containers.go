@@ -118,6 +118,10 @@ func (p *planner) classifyService(s *service) {
 		}
 		p.addUnit(s, u)
 	}
+	// Removals first: they free names and resources the others may need.
+	sort.SliceStable(p.units[s.name], func(i, j int) bool {
+		return p.units[s.name][i].remove && !p.units[s.name][j].remove
+	})
 }
 
 // existing returns the service's non-one-off containers by number, the one

@@ -72,13 +72,15 @@ func (d *downPlanner) removeContainers() {
 	last := map[string][]int{}
 	for i, svc := range order {
 		cs := bySvc[svc]
-		sort.Slice(cs, func(a, b int) bool { return cs[a].Number < cs[b].Number || cs[a].Number == cs[b].Number && cs[a].Name < cs[b].Name })
+		sort.Slice(cs, func(a, b int) bool {
+			return cs[a].Number < cs[b].Number || cs[a].Number == cs[b].Number && cs[a].Name < cs[b].Name
+		})
 		var waits []int
 		for _, dependent := range dependentsOf(svc, deps) {
 			waits = append(waits, last[dependent]...)
 		}
 		for _, c := range cs {
-			ch := d.b.newChange(Change{Action: ActionRemove, Type: "container", Name: c.Name}, classContainer, i, c.Number)
+			ch := d.b.newChange(Change{Action: ActionRemove, Type: "container", Name: c.Name}, 0, i, c.Number)
 			w := waits
 			if needsStop(c.Status) {
 				w = []int{d.b.add(ch, Step{Kind: KindStopContainer, Resource: c.Name, Target: Ref{ID: c.ID}, Timeout: d.opts.Timeout}, waits...)}
@@ -166,7 +168,7 @@ func (d *downPlanner) removeNetworks() {
 			d.warnings = append(d.warnings, fmt.Sprintf("network %s is kept: %s still use it", n.Name, users))
 			continue
 		}
-		ch := d.b.newChange(Change{Action: ActionRemove, Type: "network", Name: n.Name}, classNetwork)
+		ch := d.b.newChange(Change{Action: ActionRemove, Type: "network", Name: n.Name}, 1)
 		d.b.add(ch, Step{Kind: KindRemoveNetwork, Resource: n.Name}, d.removed...)
 	}
 }
@@ -185,7 +187,7 @@ func (d *downPlanner) removeVolumes() {
 			d.warnings = append(d.warnings, fmt.Sprintf("volume %s is kept: %s still use it", v.Name, users))
 			continue
 		}
-		ch := d.b.newChange(Change{Action: ActionRemove, Type: "volume", Name: v.Name}, classVolume)
+		ch := d.b.newChange(Change{Action: ActionRemove, Type: "volume", Name: v.Name}, 2)
 		d.b.add(ch, Step{Kind: KindRemoveVolume, Resource: v.Name}, d.removed...)
 	}
 }
@@ -214,7 +216,7 @@ func (d *downPlanner) removeImages() {
 		if _, ok := d.st.Images[img]; !ok {
 			continue
 		}
-		ch := d.b.newChange(Change{Action: ActionRemove, Type: "image", Name: img}, classImageRemove)
+		ch := d.b.newChange(Change{Action: ActionRemove, Type: "image", Name: img}, 3)
 		d.b.add(ch, Step{Kind: KindRemoveImage, Resource: img, Image: img}, d.removed...)
 	}
 }

@@ -112,6 +112,10 @@ func (p Plan) String() string {
 		fmt.Fprintf(&b, "No changes. Project %s is up to date: nothing to do.\n", p.Project)
 	} else {
 		for _, c := range p.Changes {
+			if c.Action == ActionWait {
+				fmt.Fprintf(&b, "%s wait until %s is %s\n", actionSigns[c.Action], c.Name, conditionWords(c.Reason))
+				continue
+			}
 			fmt.Fprintf(&b, "%s %s %s", actionSigns[c.Action], c.Type, c.Name)
 			if c.Reason != "" {
 				fmt.Fprintf(&b, " (%s)", c.Reason)
@@ -187,6 +191,17 @@ func (s Step) arg() string {
 		return string(s.Pull)
 	}
 	return ""
+}
+
+// conditionWords turns a depends_on condition into words.
+func conditionWords(c string) string {
+	switch c {
+	case "service_healthy":
+		return "healthy"
+	case "service_completed_successfully":
+		return "completed successfully"
+	}
+	return strings.TrimPrefix(c, "service_")
 }
 
 func shortID(id string) string {
