@@ -47,8 +47,8 @@ func loadModel(ctx context.Context, opts LoadOptions) (*Model, *problems, error)
 		return nil, nil, err
 	}
 	loc := newLocator(in.projectDir, in.files)
-	if err := unknownKeys(loc); err != nil {
-		return nil, nil, err
+	if len(unknownKeys(loc)) > 0 {
+		return nil, nil, fileErrors(loc)
 	}
 	var unsup unsupported
 	po, err := in.projectOptions(opts.ProjectName, unsup.option())
@@ -57,7 +57,7 @@ func loadModel(ctx context.Context, opts LoadOptions) (*Model, *problems, error)
 	}
 	project, err := po.LoadProject(ctx)
 	if err != nil {
-		if all := schemaErrors(loc); all != nil {
+		if all := fileErrors(loc); all != nil {
 			return nil, nil, all
 		}
 		return nil, nil, loadError(ctx, in, opts, loc, err)

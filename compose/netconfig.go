@@ -22,6 +22,8 @@ func (b *serviceBuilder) network(containerName string, n int) engine.NetworkConf
 	}
 	if nc.Mode == "" {
 		nc.Networks = b.attachments(containerName)
+	} else if len(nc.Ports) > 0 {
+		b.problem("ports", "cannot publish ports with network_mode %q (publish them on the service that owns the network, or remove network_mode)", b.s.NetworkMode)
 	}
 	return nc
 }

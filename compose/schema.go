@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/schema"
+	"github.com/compose-spec/compose-go/v2/tree"
 )
 
 // schemaErrors checks each key of each compose file against the
@@ -11,8 +12,8 @@ import (
 // compose-go's check of the whole model stops at the first. Values that
 // hold a variable are skipped: their type is known only after
 // interpolation, which compose-go checks.
-func schemaErrors(loc *locator) error {
-	p := problems{loc: loc}
+func schemaErrors(loc *locator) []error {
+	var errs []error
 	for i, raw := range loc.raw {
 		file := loc.display(loc.files[i])
 		for _, section := range []string{"services", "networks", "volumes", "secrets", "configs"} {
@@ -21,17 +22,19 @@ func schemaErrors(loc *locator) error {
 				attrs, _ := entries[name].(map[string]any)
 				for _, key := range sortedKeys(attrs) {
 					if err := checkSchema(section, name, key, attrs[key]); err != nil {
-						p.errs = append(p.errs, schemaError(file, section, name, key, err))
+						errs = append(errs, schemaError(file, section, name, key, err))
 					}
 				}
 			}
 		}
 	}
-	return p.err()
+	return errs
 }
 
 func checkSchema(section, name, key string, value any) error {
-	if strings.HasPrefix(key, "x-") || holdsVariable(value) {
+	path := tree.NewPath(section, name, key)
+	known := specKeys().Matches(path) && len(walkUnknown(value, path)) == 0
+	if !known || strings.HasPrefix(key, "x-") || holdsVariable(value) {
 		return nil
 	}
 	return schema.Validate(map[string]any{section: map[string]any{name: map[string]any{key: value}}})

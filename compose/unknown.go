@@ -20,14 +20,20 @@ var specKeys = sync.OnceValue(func() *tree.Matcher {
 // unknownKeys reports every key of every compose file that the
 // specification does not define (typos such as "imagee"), all at once and
 // before compose-go, whose schema check stops at the first one.
-func unknownKeys(loc *locator) error {
+func unknownKeys(loc *locator) []error {
 	var errs []error
 	for i, raw := range loc.raw {
 		for _, path := range walkUnknown(raw, tree.NewPath()) {
 			errs = append(errs, unknownKeyError(loc.display(loc.files[i]), path))
 		}
 	}
-	p := problems{errs: errs}
+	return errs
+}
+
+// fileErrors reports every unknown key and every value of the wrong type
+// in the compose files, together.
+func fileErrors(loc *locator) error {
+	p := problems{errs: append(unknownKeys(loc), schemaErrors(loc)...)}
 	return p.err()
 }
 
