@@ -1,7 +1,9 @@
 package compose
 
 import (
+	"math"
 	"slices"
+	"strconv"
 
 	"github.com/stackdev/stack/engine"
 )
@@ -16,7 +18,7 @@ func (b *serviceBuilder) resources() engine.Resources {
 		MemoryLimit:       int64(s.MemLimit),
 		MemoryReservation: int64(s.MemReservation),
 		MemorySwap:        int64(s.MemSwapLimit),
-		NanoCPUs:          int64(float64(s.CPUS) * 1e9),
+		NanoCPUs:          scaled(s.CPUS, 1e9),
 		CPUShares:         s.CPUShares,
 		CPUSet:            s.CPUSet,
 		PidsLimit:         s.PidsLimit,
@@ -34,13 +36,20 @@ func (b *serviceBuilder) deployResources(r *engine.Resources) {
 	}
 	if l := b.s.Deploy.Resources.Limits; l != nil {
 		setIfZero(&r.MemoryLimit, int64(l.MemoryBytes))
-		setIfZero(&r.NanoCPUs, int64(float64(l.NanoCPUs.Value())*1e9))
+		setIfZero(&r.NanoCPUs, scaled(l.NanoCPUs.Value(), 1e9))
 		setIfZero(&r.PidsLimit, l.Pids)
 	}
 	if res := b.s.Deploy.Resources.Reservations; res != nil {
 		setIfZero(&r.MemoryReservation, int64(res.MemoryBytes))
-		setIfZero(&r.CPUShares, int64(float64(res.NanoCPUs.Value())*1024))
+		setIfZero(&r.CPUShares, scaled(res.NanoCPUs.Value(), 1024))
 	}
+}
+
+// scaled multiplies a float32 CPU count as written ("0.1" gives exactly
+// 100000000 nano CPUs, not the float32 error's 100000001).
+func scaled(f float32, unit float64) int64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(f), 'f', -1, 32), 64)
+	return int64(math.Round(v * unit))
 }
 
 func setIfZero(dst *int64, v int64) {
