@@ -92,7 +92,7 @@ func (m *Model) fileObject(key, name string) (types.FileObjectConfig, bool) {
 func (m *Model) fileContent(o types.FileObjectConfig) ([]byte, error) {
 	switch {
 	case o.File != "":
-		return readFile(o.File)
+		return readFile(o.File, m.loc.display(o.File))
 	case o.Environment != "":
 		v, ok := m.project.Environment[o.Environment]
 		if !ok {

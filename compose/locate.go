@@ -12,16 +12,59 @@ import (
 // on the merged model can name the file to edit.
 type locator struct {
 	projectDir string
-	files      []string         // absolute, in -f order
-	raw        []map[string]any // each file's top-level mapping, nil when unreadable
+	// files are absolute: the -f files in order, then the files they
+	// include (searched last: an included service cannot be redefined).
+	files []string
+	main  int              // how many of files are -f files
+	raw   []map[string]any // each file's top-level mapping, nil when unreadable
 }
 
 func newLocator(projectDir string, files []string) *locator {
-	l := &locator{projectDir: projectDir, files: files}
+	l := &locator{projectDir: projectDir, main: len(files)}
 	for _, f := range files {
-		l.raw = append(l.raw, readRaw(f))
+		l.addFile(f)
+	}
+	for i := 0; i < len(l.files); i++ {
+		for _, inc := range includedFiles(l.files[i], l.raw[i]) {
+			if !containsString(l.files, inc) {
+				l.addFile(inc)
+			}
+		}
 	}
 	return l
+}
+
+func (l *locator) addFile(f string) {
+	l.files = append(l.files, f)
+	l.raw = append(l.raw, readRaw(f))
+}
+
+// includedFiles lists the local files a compose file includes, in the
+// short (path) and long (path: or path: [...]) syntax.
+func includedFiles(file string, raw map[string]any) []string {
+	entries, _ := raw["include"].([]any)
+	var out []string
+	for _, e := range entries {
+		switch v := e.(type) {
+		case string:
+			out = append(out, v)
+		case map[string]any:
+			switch p := v["path"].(type) {
+			case string:
+				out = append(out, p)
+			case []any:
+				for _, x := range p {
+					if s, ok := x.(string); ok {
+						out = append(out, s)
+					}
+				}
+			}
+		}
+	}
+	for i, p := range out {
+		out[i] = absFrom(filepath.Dir(file), p)
+	}
+	return out
 }
 
 func readRaw(file string) map[string]any {
@@ -56,7 +99,12 @@ func (l *locator) fileOf(service, key string) string {
 }
 
 func (l *locator) lastDefining(path []string) int {
-	for i := len(l.raw) - 1; i >= 0; i-- {
+	for i := l.main - 1; i >= 0; i-- {
+		if hasPath(l.raw[i], path) {
+			return i
+		}
+	}
+	for i := l.main; i < len(l.raw); i++ {
 		if hasPath(l.raw[i], path) {
 			return i
 		}

@@ -274,10 +274,10 @@ func sortedKeys[M ~map[string]V, V any](m M) []string {
 
 // readFile reads a file referenced by the model, mapping "does not exist" to
 // a message that says which file.
-func readFile(path string) ([]byte, error) {
+func readFile(path, display string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("file %s does not exist", path)
+		return nil, fmt.Errorf("file %s does not exist", display)
 	}
 	return b, err
 }
