@@ -179,10 +179,35 @@ func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
 		fmt.Fprintln(a.stdout, "nothing to do")
 		return nil
 	}
+	if err := preflight(ctx, c, cv.plan); err != nil {
+		return err
+	}
 	if !f.detach {
 		fmt.Fprintln(a.stderr, "note: attached mode (logs) is not available yet; starting detached")
 	}
 	return a.apply(ctx, c, cv.plan, "Running", f.quietPull)
+}
+
+// preflight finds what would fail halfway through the plan — a host port
+// already taken — before anything changes.
+func preflight(ctx context.Context, c *ctrd.Client, plan reconcile.Plan) error {
+	var specs []engine.ContainerSpec
+	for _, s := range plan.Steps {
+		if s.Kind == reconcile.KindCreateContainer && len(s.Container.Network.Ports) > 0 {
+			specs = append(specs, s.Container)
+		}
+	}
+	if len(specs) == 0 {
+		return nil
+	}
+	all, err := c.Observe(ctx, "")
+	if err != nil {
+		return err
+	}
+	if err := ctrd.CheckHostPorts(specs, all); err != nil {
+		return fmt.Errorf("nothing was changed:\n%w", err)
+	}
+	return nil
 }
 
 func (a *app) lockProject(ctx context.Context, c *ctrd.Client, project string) (func(), error) {
