@@ -155,7 +155,7 @@ func (x *executor) skipBlocked(ctx context.Context) int {
 			err = ctx.Err()
 		}
 		x.emit(Event{Step: x.steps[id], Status: EventSkipped, At: x.opts.Now(), Err: err})
-		x.release(id, fmt.Errorf("skipped because %s %s was skipped", x.steps[id].Kind, x.steps[id].Resource))
+		x.release(id, err)
 		n++
 	}
 }
@@ -204,7 +204,7 @@ func (x *executor) finish(r result) {
 		ev.Status = EventFailed
 		x.errs = append(x.errs, r.err)
 		x.emit(ev)
-		x.release(r.id, fmt.Errorf("skipped because %s %s failed: %w", s.Kind, s.Resource, r.err))
+		x.release(r.id, fmt.Errorf("skipped: %w", r.err))
 		return
 	}
 	if s.Kind == KindCreateContainer {

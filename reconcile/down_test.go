@@ -1,0 +1,96 @@
+package reconcile
+
+import (
+	"testing"
+
+	"github.com/stackdev/stack/engine"
+)
+
+func TestDownRemovesInReverseDependencyOrderFromLabels(t *testing.T) {
+	st := observed(webAndDB())
+	st.Networks = append(st.Networks, engine.Network{Name: "shared"}) // not the project's
+	p, err := ComputeDown(st, "demo", DownOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantText(t, "plan", p.String(), `
+		- container demo-web-1
+		- container demo-web-2
+		- container demo-db-1
+		- network demo_back
+		- network demo_default
+
+		Plan: 0 to add, 0 to change, 5 to remove.`)
+	// db stops only after both web containers are gone (read from the
+	// depends_on label); networks after every container.
+	wantText(t, "graph", p.Graph(), `
+		#0 stop-container demo-web-1 [id-demo-web-]
+		#1 remove-container demo-web-1 [id-demo-web-] <- #0
+		#2 stop-container demo-web-2 [id-demo-web-]
+		#3 remove-container demo-web-2 [id-demo-web-] <- #2
+		#4 stop-container demo-db-1 [id-demo-db-1] <- #1 #3
+		#5 remove-container demo-db-1 [id-demo-db-1] <- #4
+		#6 remove-network demo_back <- #1 #3 #5
+		#7 remove-network demo_default <- #1 #3 #5`)
+}
+
+func TestDownVolumesAndImages(t *testing.T) {
+	d := webAndDB()
+	st := observed(d)
+	p, err := ComputeDown(st, "demo", DownOptions{Volumes: true, RMI: "all"}, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantText(t, "plan", p.String(), `
+		- container demo-web-1
+		- container demo-web-2
+		- container demo-db-1
+		- network demo_back
+		- network demo_default
+		- volume demo_data
+		- image docker.io/library/busybox:latest
+		- image docker.io/library/postgres:16
+
+		Plan: 0 to add, 0 to change, 8 to remove.`)
+
+	if _, err := ComputeDown(st, "demo", DownOptions{RMI: "some"}, nil); err == nil {
+		t.Error("--rmi some: no error")
+	}
+}
+
+func TestDownKeepsExternalVolumesAndWhatOrphansUse(t *testing.T) {
+	d := demo(svcDef{name: "web", volumes: []string{"cache"}})
+	d.Volumes[0].External = true
+	st := observed(demo(svcDef{name: "web", volumes: []string{"cache"}}, svcDef{name: "old"}))
+	p, err := ComputeDown(st, "demo", DownOptions{Volumes: true}, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantText(t, "plan", p.String(), `
+		- container demo-web-1
+
+		Plan: 0 to add, 0 to change, 1 to remove.
+		Warning: found orphan containers (demo-old-1) for this project: run with --remove-orphans to remove them
+		Warning: network demo_default is kept: demo-old-1 still use it`)
+
+	p, err = ComputeDown(st, "demo", DownOptions{Volumes: true, RemoveOrphans: true}, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantText(t, "with --remove-orphans", p.String(), `
+		- container demo-web-1
+		- container demo-old-1
+		- network demo_default
+
+		Plan: 0 to add, 0 to change, 3 to remove.`)
+}
+
+func TestDownOfNothingIsEmpty(t *testing.T) {
+	p, err := ComputeDown(engine.State{}, "demo", DownOptions{Volumes: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Empty() {
+		t.Errorf("down of an absent project plans:\n%s", p)
+	}
+}
