@@ -223,11 +223,12 @@ func (m *Model) VolumeNames() []string { return sortedKeys(m.project.Volumes) }
 // NetworkNames lists the keys of the top-level networks.
 func (m *Model) NetworkNames() []string { return sortedKeys(m.project.Networks) }
 
-// Images lists each active service's normalised image, in service order.
+// Images lists each active service's image as written (as compose config
+// --images does), in service order.
 func (m *Model) Images() []string {
 	var out []string
 	for _, n := range m.ServiceNames() {
-		out = append(out, NormalizeImage(m.project.Services[n].Image))
+		out = append(out, m.project.Services[n].Image)
 	}
 	return out
 }

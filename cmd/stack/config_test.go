@@ -63,7 +63,7 @@ func TestConfigLists(t *testing.T) {
 		{"--services", "api\nweb\n"},
 		{"--volumes", "data\n"},
 		{"--networks", "default\nfront\n"},
-		{"--images", "docker.io/library/busybox:latest\ndocker.io/library/nginx:latest\n"},
+		{"--images", "busybox\nnginx\n"},
 		{"--profiles", "debug\n"},
 	} {
 		got, err := runStack(t, "config", tc.flag)
