@@ -65,10 +65,8 @@ func (c *Client) addIsolation(ctx context.Context, rec networkRecord) error {
 			}
 		}
 	}
-	if iptables(ctx, "-C", "FORWARD", "-j", chainIsolation1) != nil {
-		if err := iptables(ctx, "-I", "FORWARD", "1", "-j", chainIsolation1); err != nil {
-			return err
-		}
+	if err := isolationFirst(ctx); err != nil {
+		return err
 	}
 	for _, rule := range isolationRules(rec) {
 		if iptables(ctx, append([]string{"-C"}, rule...)...) == nil {
@@ -79,6 +77,32 @@ func (c *Client) addIsolation(ctx context.Context, rec networkRecord) error {
 		}
 	}
 	return nil
+}
+
+// isolationFirst puts the jump to the isolation chain first in FORWARD. The
+// CNI firewall plugin inserts its own CNI-FORWARD jump, which accepts all of
+// a container's traffic, at the top when the first container attaches, so
+// this runs again after each attach.
+func isolationFirst(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "iptables", "-w", "-S", "FORWARD").Output()
+	if err != nil {
+		return fmt.Errorf("iptables -S FORWARD: %w", err)
+	}
+	jump := "-A FORWARD -j " + chainIsolation1
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "-A ") {
+			if line == jump {
+				return nil
+			}
+			break
+		}
+	}
+	for iptables(ctx, "-C", "FORWARD", "-j", chainIsolation1) == nil {
+		if err := iptables(ctx, "-D", "FORWARD", "-j", chainIsolation1); err != nil {
+			return err
+		}
+	}
+	return iptables(ctx, "-I", "FORWARD", "1", "-j", chainIsolation1)
 }
 
 // isolationRules are the per-bridge rules, without the -A/-D verb.

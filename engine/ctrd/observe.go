@@ -56,7 +56,13 @@ func (c *Client) taskList(ctx context.Context) (map[string]*task.Process, error)
 	}
 	out := make(map[string]*task.Process, len(resp.Tasks))
 	for _, t := range resp.Tasks {
-		out[t.ContainerID] = t
+		// containerd 1.6 leaves ContainerID empty; a task's ID is its
+		// container's.
+		id := t.ContainerID
+		if id == "" {
+			id = t.ID
+		}
+		out[id] = t
 	}
 	return out, nil
 }

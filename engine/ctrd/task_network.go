@@ -48,6 +48,9 @@ func (c *Client) setupNetwork(ctx context.Context, id string, spec engine.Contai
 			return err
 		}
 	}
+	if err := isolationFirst(ctx); err != nil {
+		return err
+	}
 	return c.writeHosts(id, spec, rr.Attachments)
 }
 

@@ -1,0 +1,583 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+
+	"github.com/stackdev/stack/engine"
+	"github.com/stackdev/stack/engine/ctrd"
+)
+
+const busybox = "docker.io/library/busybox:latest"
+
+// driverEnv is a ctrd.Client on its own namespace and state directory, with
+// busybox loaded, and a raw containerd client to look inside.
+type driverEnv struct {
+	t        *testing.T
+	ctx      context.Context
+	d        *ctrd.Client
+	raw      *containerd.Client
+	ns       string
+	stateDir string
+	project  string
+}
+
+func newDriverEnv(t *testing.T) *driverEnv {
+	t.Helper()
+	e := newStackEnv(t)
+	cleanupNamespace(t, e.namespace)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	d, err := ctrd.New(ctx, ctrd.Options{Address: env.socket, Namespace: e.namespace, StateDir: e.stateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := containerd.New(env.socket, containerd.WithDefaultNamespace(e.namespace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	de := &driverEnv{t: t, ctx: namespaces.WithNamespace(ctx, e.namespace), d: d, raw: raw, ns: e.namespace, stateDir: e.stateDir, project: "p" + e.namespace[len(e.namespace)-6:]}
+	// Runs before cleanupNamespace (cleanups are LIFO): remove through the
+	// driver so networks and netns go too.
+	t.Cleanup(func() { de.removeAll(); d.Close(); raw.Close() })
+	f, err := os.Open(filepath.Join(env.imagesDir, "busybox.oci.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := d.Load(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	return de
+}
+
+// removeAll removes every container, network and volume of the env.
+func (e *driverEnv) removeAll() {
+	ctx := context.WithoutCancel(e.ctx)
+	st, err := e.d.Observe(ctx, "")
+	if err != nil {
+		e.t.Logf("cleanup observe: %v", err)
+		return
+	}
+	for _, c := range st.Containers {
+		if err := e.d.RemoveContainer(ctx, c.ID); err != nil {
+			e.t.Logf("cleanup: %v", err)
+		}
+	}
+	for _, n := range st.Networks {
+		if err := e.d.RemoveNetwork(ctx, n.Name); err != nil {
+			e.t.Logf("cleanup: %v", err)
+		}
+	}
+	for _, v := range st.Volumes {
+		if err := e.d.RemoveVolume(ctx, v.Name); err != nil {
+			e.t.Logf("cleanup: %v", err)
+		}
+	}
+}
+
+// network creates a network of the env's project and returns its record.
+func (e *driverEnv) network(key string, mod ...func(*engine.NetworkSpec)) engine.Network {
+	e.t.Helper()
+	spec := engine.NetworkSpec{Name: e.project + "_" + key, Project: e.project, Key: key, Driver: "bridge"}
+	for _, m := range mod {
+		m(&spec)
+	}
+	if err := e.d.CreateNetwork(e.ctx, spec); err != nil {
+		e.t.Fatal(err)
+	}
+	return e.observeNetwork(spec.Name)
+}
+
+func (e *driverEnv) observeNetwork(name string) engine.Network {
+	e.t.Helper()
+	st, err := e.d.Observe(e.ctx, e.project)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, n := range st.Networks {
+		if n.Name == name {
+			return n
+		}
+	}
+	e.t.Fatalf("network %s not observed", name)
+	return engine.Network{}
+}
+
+// spec is a busybox container spec that sleeps, attached to nets.
+func (e *driverEnv) spec(service string, nets ...string) engine.ContainerSpec {
+	s := engine.ContainerSpec{
+		Name: e.project + "-" + service + "-1", Project: e.project, Service: service, Number: 1,
+		Image: busybox, ConfigHash: "hash-" + service,
+		// sleep as PID 1 ignores SIGTERM; keep removal quick.
+		Process: engine.Process{Command: []string{"sleep", "3600"}, StopGracePeriod: 200 * time.Millisecond},
+	}
+	for _, n := range nets {
+		s.Network.Networks = append(s.Network.Networks, engine.NetworkAttachment{Network: n})
+	}
+	return s
+}
+
+// run creates and starts a container and returns its observed state.
+func (e *driverEnv) run(spec engine.ContainerSpec) engine.Container {
+	e.t.Helper()
+	id, err := e.d.CreateContainer(e.ctx, spec)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.d.StartContainer(e.ctx, id); err != nil {
+		e.t.Fatal(err)
+	}
+	c := e.container(id)
+	if c.Status != engine.StatusRunning {
+		e.t.Fatalf("container %s is %s after start, want running", spec.Name, c.Status)
+	}
+	return c
+}
+
+// container observes one container by ID.
+func (e *driverEnv) container(id string) engine.Container {
+	e.t.Helper()
+	st, err := e.d.Observe(e.ctx, e.project)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, c := range st.Containers {
+		if c.ID == id {
+			return c
+		}
+	}
+	e.t.Fatalf("container %s not observed", id)
+	return engine.Container{}
+}
+
+// syncBuffer is a writer safe for cio's two copy goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// exec runs args in the running container and returns stdout+stderr and the
+// exit code.
+func (e *driverEnv) exec(id string, args ...string) (string, int) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	defer cancel()
+	ctr, err := e.raw.LoadContainer(ctx, id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	spec, err := ctr.Spec(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pspec := *spec.Process
+	pspec.Args = args
+	pspec.Terminal = false
+	var out syncBuffer
+	execID := fmt.Sprintf("x%d", time.Now().UnixNano())
+	p, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(cio.WithStreams(nil, &out, &out), cio.WithFIFODir(e.t.TempDir())))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer p.Delete(context.WithoutCancel(ctx))
+	statusC, err := p.Wait(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	st := <-statusC
+	p.IO().Wait()
+	return out.String(), int(st.ExitCode())
+}
+
+func (e *driverEnv) mustExec(id string, args ...string) string {
+	e.t.Helper()
+	out, code := e.exec(id, args...)
+	if code != 0 {
+		e.t.Fatalf("exec %v: exit %d: %s", args, code, out)
+	}
+	return out
+}
+
+// assertGone checks that nothing of container id remains on the host: no
+// container, task, snapshot, netns, veth on the network's bridge, IP lease,
+// iptables rule naming its ID or IP, mount or state directory.
+func (e *driverEnv) assertGone(id, ip string, nets ...engine.Network) {
+	e.t.Helper()
+	if _, err := e.raw.ContainerService().Get(e.ctx, id); !errdefs.IsNotFound(err) {
+		e.t.Errorf("container %s still exists (err %v)", id, err)
+	}
+	if _, err := e.raw.TaskService().Get(e.ctx, taskGet(id)); err == nil {
+		e.t.Errorf("task %s still exists", id)
+	}
+	for _, sn := range []string{"overlayfs", "native"} {
+		if _, err := e.raw.SnapshotService(sn).Stat(e.ctx, id); err == nil {
+			e.t.Errorf("snapshot %s still exists in %s", id, sn)
+		}
+	}
+	if _, err := os.Stat("/var/run/netns/stack-" + id[:24]); err == nil {
+		e.t.Errorf("netns of %s still exists", id)
+	}
+	for _, n := range nets {
+		if brif, _ := os.ReadDir("/sys/class/net/" + n.Bridge + "/brif"); len(brif) > 0 {
+			e.t.Errorf("bridge %s still has ports %v", n.Bridge, brif)
+		}
+		if ip != "" {
+			if _, err := os.Stat(filepath.Join(e.stateDir, "networks", "ipam", n.Name, ip)); err == nil {
+				e.t.Errorf("IP lease %s on %s still exists", ip, n.Name)
+			}
+		}
+	}
+	rules := iptablesSave(e.t)
+	for _, s := range []string{id, ip + "/", ip + " "} {
+		if s != "/" && s != " " && strings.Contains(rules, s) {
+			e.t.Errorf("an iptables rule still names %q:\n%s", s, grepLines(rules, s))
+		}
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mi, []byte(id)) {
+		e.t.Errorf("a mount still names %s:\n%s", id, grepLines(string(mi), id))
+	}
+	if _, err := os.Stat(filepath.Join(e.stateDir, "containers", id)); err == nil {
+		e.t.Errorf("state directory of %s still exists", id)
+	}
+}
+
+func taskGet(id string) *tasks.GetRequest { return &tasks.GetRequest{ContainerID: id} }
+
+func iptablesSave(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("iptables-save").Output()
+	if err != nil {
+		t.Fatalf("iptables-save: %v", err)
+	}
+	return string(out)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestDriverContainerLifecycleLeavesNothing(t *testing.T) {
+	e := newDriverEnv(t)
+	net := e.network("default")
+	spec := e.spec("app", net.Name)
+	spec.Process.StopGracePeriod = time.Second
+	id, err := e.d.CreateContainer(e.ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.container(id)
+	if c.Status != engine.StatusCreated || c.Name != spec.Name || c.Service != "app" || c.Number != 1 || c.ConfigHash != "hash-app" {
+		t.Fatalf("after create observed %+v", c)
+	}
+	if c.Image != busybox || !strings.HasPrefix(c.ImageID, "sha256:") || len(c.Networks) != 1 || c.Networks[0] != net.Name {
+		t.Fatalf("after create: image %q id %q networks %v", c.Image, c.ImageID, c.Networks)
+	}
+	if err := e.d.StartContainer(e.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	c = e.container(id)
+	if c.Status != engine.StatusRunning || c.Pid == 0 || c.StartedAt.IsZero() {
+		t.Fatalf("after start observed status %s pid %d started %v", c.Status, c.Pid, c.StartedAt)
+	}
+	if err := e.d.StartContainer(e.ctx, id); err != nil {
+		t.Fatalf("starting a running container again: %v", err)
+	}
+	if again := e.container(id); again.Pid != c.Pid || !again.StartedAt.Equal(c.StartedAt) {
+		t.Fatalf("second start restarted the task: pid %d→%d", c.Pid, again.Pid)
+	}
+	ip := containerIP(t, e.mustExec(id, "ip", "-4", "-o", "addr", "show", "eth0"))
+	if !strings.HasPrefix(ip, strings.TrimSuffix(net.Subnet, ".0/24")) {
+		t.Fatalf("eth0 address %s is not in %s", ip, net.Subnet)
+	}
+	hosts := e.mustExec(id, "cat", "/etc/hosts")
+	if !strings.Contains(hosts, ip+"\t"+id[:12]) {
+		t.Fatalf("/etc/hosts lacks %s %s:\n%s", ip, id[:12], hosts)
+	}
+	// sleep as PID 1 ignores SIGTERM: the stop must escalate to SIGKILL.
+	if err := e.d.StopContainer(e.ctx, id, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.container(id); c.Status != engine.StatusExited || c.ExitCode != 137 {
+		t.Fatalf("after stop: status %s exit %d, want exited 137", c.Status, c.ExitCode)
+	}
+	if err := e.d.StopContainer(e.ctx, id, time.Second); err != nil {
+		t.Fatalf("second stop: %v", err)
+	}
+	if err := e.d.StartContainer(e.ctx, id); err != nil {
+		t.Fatalf("start after stop: %v", err)
+	}
+	if c := e.container(id); c.Status != engine.StatusRunning {
+		t.Fatalf("after restart: %s", c.Status)
+	}
+	if err := e.d.RemoveContainer(e.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.RemoveContainer(e.ctx, id); err != nil {
+		t.Fatalf("removing a removed container: %v", err)
+	}
+	e.assertGone(id, ip, net)
+	if err := e.d.RemoveNetwork(e.ctx, net.Name); err != nil {
+		t.Fatal(err)
+	}
+	assertNetworkGone(t, e, net)
+}
+
+func TestDriverRenameKeepsID(t *testing.T) {
+	e := newDriverEnv(t)
+	spec := e.spec("app")
+	spec.Network.Mode = "none"
+	id, err := e.d.CreateContainer(e.ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.RenameContainer(e.ctx, id, "renamed-1"); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.container(id); c.Name != "renamed-1" {
+		t.Fatalf("name after rename = %q", c.Name)
+	}
+}
+
+func TestDriverProcessEnvUserWorkdir(t *testing.T) {
+	e := newDriverEnv(t)
+	spec := e.spec("app")
+	spec.Network.Mode = "none"
+	spec.Process.Entrypoint = []string{"sh", "-c"}
+	spec.Process.Command = []string{"exec sleep 3600"}
+	spec.Process.Env = []string{"GREETING=hello world"}
+	spec.Process.WorkingDir = "/tmp"
+	spec.Process.User = "65534:65534"
+	spec.Process.Hostname = "apphost"
+	spec.Labels = map[string]string{"custom": "label"}
+	c := e.run(spec)
+	if c.Labels["custom"] != "label" {
+		t.Fatalf("labels %v lack custom=label", c.Labels)
+	}
+	checks := map[string][]string{
+		"hello world\n": {"sh", "-c", "echo $GREETING"},
+		"/tmp\n":        {"pwd"},
+		"65534 65534\n": {"sh", "-c", "echo $(id -u) $(id -g)"},
+		"apphost\n":     {"hostname"},
+		"sleep 3600 ":   {"sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"},
+	}
+	for want, args := range checks {
+		if got := e.mustExec(c.ID, args...); got != want {
+			t.Errorf("%v printed %q, want %q", args, got, want)
+		}
+	}
+}
+
+func TestDriverResourcesAndSecurity(t *testing.T) {
+	e := newDriverEnv(t)
+	spec := e.spec("app")
+	spec.Network.Mode = "none"
+	spec.Resources = engine.Resources{MemoryLimit: 64 << 20, PidsLimit: 50, NanoCPUs: 5e8, ShmSize: 8 << 20}
+	spec.Security = engine.Security{ReadOnlyRootfs: true, CapDrop: []string{"ALL"}, CapAdd: []string{"chown"},
+		NoNewPrivileges: true, Sysctls: map[string]string{"net.ipv4.ip_forward": "1"}}
+	spec.Mounts = []engine.Mount{{Type: engine.MountTmpfs, Target: "/scratch", TmpfsSize: 1 << 20}}
+	c := e.run(spec)
+	status := e.mustExec(c.ID, "cat", "/proc/1/status")
+	if !strings.Contains(status, "CapEff:\t0000000000000001") || !strings.Contains(status, "NoNewPrivs:\t1") {
+		t.Errorf("capabilities / no_new_privs not applied:\n%s", grepLines(status, "Cap")+grepLines(status, "NoNew"))
+	}
+	if _, code := e.exec(c.ID, "touch", "/rootfile"); code == 0 {
+		t.Error("the root filesystem is writable despite read_only")
+	}
+	e.mustExec(c.ID, "touch", "/scratch/ok")
+	if got := e.mustExec(c.ID, "cat", "/proc/sys/net/ipv4/ip_forward"); got != "1\n" {
+		t.Errorf("sysctl ip_forward = %q", got)
+	}
+	if got := e.mustExec(c.ID, "sh", "-c", "df -k /dev/shm | tail -1 | awk '{print $2}'"); got != "8192\n" {
+		t.Errorf("/dev/shm size = %q KiB, want 8192", got)
+	}
+	cg := fmt.Sprintf("/sys/fs/cgroup/memory/%s/%s/memory.limit_in_bytes", e.ns, c.ID)
+	if data, err := os.ReadFile(cg); err == nil && strings.TrimSpace(string(data)) != fmt.Sprint(64<<20) {
+		t.Errorf("memory limit %s = %s", cg, data)
+	}
+	pids := fmt.Sprintf("/sys/fs/cgroup/pids/%s/%s/pids.max", e.ns, c.ID)
+	if data, err := os.ReadFile(pids); err == nil && strings.TrimSpace(string(data)) != "50" {
+		t.Errorf("pids.max = %s", data)
+	}
+}
+
+func TestDriverSecretsHaveOwnerAndMode(t *testing.T) {
+	e := newDriverEnv(t)
+	spec := e.spec("app")
+	spec.Network.Mode = "none"
+	spec.Files = []engine.File{
+		{Kind: "secret", Name: "token", Target: "/run/secrets/token", Content: []byte("s3cret"), UID: 1000, GID: 1001, Mode: 0o400},
+		{Kind: "config", Name: "conf", Target: "/etc/app/app.conf", Content: []byte("key=value\n"), Mode: 0o444},
+	}
+	c := e.run(spec)
+	if got := e.mustExec(c.ID, "stat", "-c", "%u %g %a", "/run/secrets/token"); got != "1000 1001 400\n" {
+		t.Errorf("secret owner and mode = %q", got)
+	}
+	if got := e.mustExec(c.ID, "cat", "/run/secrets/token"); got != "s3cret" {
+		t.Errorf("secret content = %q", got)
+	}
+	if got := e.mustExec(c.ID, "cat", "/etc/app/app.conf"); got != "key=value\n" {
+		t.Errorf("config content = %q", got)
+	}
+	if _, code := e.exec(c.ID, "sh", "-c", "echo x > /run/secrets/token"); code == 0 {
+		t.Error("the secret is writable")
+	}
+	st, err := e.d.Observe(e.ctx, e.project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := e.raw.ContainerService().Get(e.ctx, c.ID); bytes.Contains(raw.Extensions["dev.stack.spec"].GetValue(), []byte("s3cret")) {
+		t.Error("the secret's content is stored in containerd's metadata")
+	}
+	_ = st
+}
+
+func TestDriverNamedVolumeSurvivesRecreateAndCopiesImageContent(t *testing.T) {
+	e := newDriverEnv(t)
+	vol := engine.VolumeSpec{Name: e.project + "_data", Project: e.project, Key: "data", Driver: "local"}
+	if err := e.d.CreateVolume(e.ctx, vol); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.CreateVolume(e.ctx, vol); !errdefs.IsAlreadyExists(err) {
+		t.Fatalf("creating the volume twice: %v, want already exists", err)
+	}
+	spec := e.spec("app")
+	spec.Network.Mode = "none"
+	spec.Mounts = []engine.Mount{{Type: engine.MountVolume, Source: vol.Name, Target: "/var/www"}}
+	first := e.run(spec)
+	if got := e.mustExec(first.ID, "cat", "/var/www/index.html"); !strings.Contains(got, "busybox httpd works") {
+		t.Fatalf("the image's /var/www was not copied into the empty volume: %q", got)
+	}
+	e.mustExec(first.ID, "sh", "-c", "echo kept > /var/www/kept.txt")
+	if len(first.Volumes) != 1 || first.Volumes[0] != vol.Name {
+		t.Fatalf("observed volumes %v", first.Volumes)
+	}
+	if err := e.d.RemoveVolume(e.ctx, vol.Name); err == nil {
+		t.Fatal("removing a volume in use succeeded")
+	}
+	if err := e.d.RemoveContainer(e.ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	second := e.run(spec)
+	if got := e.mustExec(second.ID, "cat", "/var/www/kept.txt"); got != "kept\n" {
+		t.Fatalf("data after recreate = %q", got)
+	}
+	if err := e.d.RemoveContainer(e.ctx, second.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.RemoveVolume(e.ctx, vol.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(e.stateDir, "volumes", vol.Name)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("volume directory remains: %v", err)
+	}
+}
+
+func TestDriverVolumeNocopyAndTmpfsDriverOpts(t *testing.T) {
+	e := newDriverEnv(t)
+	vol := engine.VolumeSpec{Name: e.project + "_tmp", Project: e.project, Driver: "local",
+		DriverOpts: map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}}
+	if err := e.d.CreateVolume(e.ctx, vol); err != nil {
+		t.Fatal(err)
+	}
+	spec := e.spec("app")
+	spec.Network.Mode = "none"
+	spec.Mounts = []engine.Mount{{Type: engine.MountVolume, Source: vol.Name, Target: "/var/www", NoCopy: true}}
+	c := e.run(spec)
+	if got := e.mustExec(c.ID, "ls", "-A", "/var/www"); got != "" {
+		t.Errorf("nocopy volume is not empty: %q", got)
+	}
+	if got := e.mustExec(c.ID, "sh", "-c", "df -k /var/www | tail -1 | awk '{print $2}'"); got != "1024\n" {
+		t.Errorf("tmpfs volume size = %q KiB, want 1024", got)
+	}
+	if err := e.d.RemoveContainer(e.ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.RemoveVolume(e.ctx, vol.Name); err != nil {
+		t.Fatal(err)
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mi, []byte(vol.Name)) {
+		t.Errorf("the tmpfs volume is still mounted")
+	}
+}
+
+func TestDriverRejectsNamesLeavingTheStateDirectory(t *testing.T) {
+	e := newDriverEnv(t)
+	for _, name := range []string{"../escape", "a/b", ".."} {
+		if err := e.d.CreateVolume(e.ctx, engine.VolumeSpec{Name: name}); err == nil {
+			t.Errorf("volume %q was accepted", name)
+		}
+		if err := e.d.CreateNetwork(e.ctx, engine.NetworkSpec{Name: name}); err == nil {
+			t.Errorf("network %q was accepted", name)
+		}
+	}
+}
+
+func TestDriverBindMountCreatesHostPath(t *testing.T) {
+	e := newDriverEnv(t)
+	dir := filepath.Join(t.TempDir(), "created")
+	spec := e.spec("app")
+	spec.Network.Mode = "none"
+	spec.Mounts = []engine.Mount{{Type: engine.MountBind, Source: dir, Target: "/host", CreateHostPath: true}}
+	c := e.run(spec)
+	e.mustExec(c.ID, "sh", "-c", "echo from-container > /host/f")
+	if data, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(data) != "from-container\n" {
+		t.Fatalf("host file = %q, %v", data, err)
+	}
+	spec.Mounts[0] = engine.Mount{Type: engine.MountBind, Source: filepath.Join(dir, "missing"), Target: "/x"}
+	if _, err := e.d.CreateContainer(e.ctx, spec); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("missing bind source without create_host_path: %v", err)
+	}
+}
+
+func containerIP(t *testing.T, ipAddrLine string) string {
+	t.Helper()
+	f := strings.Fields(ipAddrLine)
+	for i, w := range f {
+		if w == "inet" && i+1 < len(f) {
+			return strings.Split(f[i+1], "/")[0]
+		}
+	}
+	t.Fatalf("no inet address in %q", ipAddrLine)
+	return ""
+}
