@@ -90,6 +90,9 @@ func TestImageSaveWritesAnArchiveThatLoadsBack(t *testing.T) {
 			t.Fatalf("saved archive lacks %s; it has %v", want, names)
 		}
 	}
+	if names := tarNames(t, []byte(e.mustRun("image", "save", "hello"))); !slices.Contains(names, "index.json") {
+		t.Fatalf("save to stdout wrote %v", names)
+	}
 	e.mustRun("image", "rm", "busybox", "hello")
 	wantImages(t, e)
 	got := e.mustRun("image", "load", "-i", out)
@@ -136,6 +139,9 @@ func TestImageLsShowsTableJSONAndIDs(t *testing.T) {
 	ids := strings.Fields(e.mustRun("image", "ls", "-q"))
 	if len(ids) != 2 || !strings.HasPrefix(rows[0]["Digest"].(string), "sha256:"+ids[0]) {
 		t.Fatalf("image ls -q printed %v; digests %v, %v", ids, rows[0]["Digest"], rows[1]["Digest"])
+	}
+	if only := e.mustRun("image", "ls", "hello"); strings.Count(only, "\n") != 2 || !strings.Contains(only, "\nhello ") {
+		t.Fatalf("image ls hello:\n%s", only)
 	}
 	wantFailure(t, e.run("image", "ls", "--format", "yaml"), `--format "yaml": use table or json`)
 }
@@ -231,6 +237,8 @@ func TestImageLoadRejectsBadArchives(t *testing.T) {
 		{"corrupt", "the archive is corrupt, not a tar file", bytes.Repeat([]byte("this is not an image archive\n"), 100)},
 		{"truncated", "the archive is truncated", busybox[:len(busybox)/2+100]},
 		{"truncated gzip", "the archive is truncated", busyboxGz[:len(busyboxGz)/2]},
+		{"other platform", "it holds no image for this host (linux/" + runtime.GOARCH,
+			dockerSaveArchiveFor(t, foreignArch(), busyboxRootFS(t), "h1test/foreign:1")},
 		{"not an image", "not an image archive: it has neither an OCI layout (oci-layout, index.json) nor a docker save manifest.json",
 			tarBytes(t, tarEntry{name: "notes.txt", body: "just a file"}, tarEntry{name: "dir/", dir: true})},
 	}
@@ -517,9 +525,22 @@ func busyboxRootFS(t *testing.T) []byte {
 // manifest.json, a config named by its digest, and <id>/layer.tar.
 func dockerSaveArchive(t *testing.T, layer []byte, repoTag string) []byte {
 	t.Helper()
+	return dockerSaveArchiveFor(t, runtime.GOARCH, layer, repoTag)
+}
+
+// foreignArch is an architecture this host cannot run.
+func foreignArch() string {
+	if runtime.GOARCH == "s390x" {
+		return "amd64"
+	}
+	return "s390x"
+}
+
+func dockerSaveArchiveFor(t *testing.T, arch string, layer []byte, repoTag string) []byte {
+	t.Helper()
 	layerSum := sha256.Sum256(layer)
 	config, err := json.Marshal(ocispec.Image{
-		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		Platform: ocispec.Platform{OS: "linux", Architecture: arch},
 		Config:   ocispec.ImageConfig{Env: []string{"PATH=/bin"}, Cmd: []string{"sh"}},
 		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(layerSum[:]))}},
 	})

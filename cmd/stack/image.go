@@ -197,11 +197,11 @@ func newImageListCommand(a *app) *cobra.Command {
 	var format string
 	var quiet bool
 	cmd := &cobra.Command{
-		Use:     "ls",
+		Use:     "ls [REPOSITORY[:TAG]]",
 		Aliases: []string{"list"},
-		Short:   "List images",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Short:   "List images, or those of one repository",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "table" && format != "json" {
 				return fmt.Errorf("--format %q: use table or json", format)
 			}
@@ -213,6 +213,9 @@ func newImageListCommand(a *app) *cobra.Command {
 			imgs, err := c.ListImages(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if len(args) == 1 {
+				imgs = filterImages(imgs, args[0])
 			}
 			switch {
 			case quiet:
@@ -228,6 +231,18 @@ func newImageListCommand(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&format, "format", "table", "Output format: table or json (one object per line)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only show image IDs")
 	return cmd
+}
+
+// filterImages keeps the images of one repository (busybox, or
+// busybox:latest for one tag), as docker images REPOSITORY does.
+func filterImages(imgs []ctrd.ImageSummary, match string) []ctrd.ImageSummary {
+	var out []ctrd.ImageSummary
+	for _, img := range imgs {
+		if img.Repository == match || img.Repository+":"+img.Tag == match || img.Name == match {
+			out = append(out, img)
+		}
+	}
+	return out
 }
 
 func printImageIDs(w io.Writer, imgs []ctrd.ImageSummary) {

@@ -12,6 +12,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/archive/compression"
+	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -65,12 +66,33 @@ func (c *Client) Load(ctx context.Context, r io.Reader) (_ []LoadedImage, retErr
 func (c *Client) unpackAll(ctx context.Context, imgs []images.Image) ([]LoadedImage, error) {
 	out := make([]LoadedImage, 0, len(imgs))
 	for _, meta := range imgs {
+		if err := c.checkPlatform(ctx, meta); err != nil {
+			return nil, fmt.Errorf("load image archive: %w", err)
+		}
 		if err := c.ensureUnpacked(ctx, meta); err != nil {
 			return nil, fmt.Errorf("load image archive: %w", err)
 		}
 		out = append(out, LoadedImage{Name: meta.Name, Digest: meta.Target.Digest.String()})
 	}
 	return out, nil
+}
+
+// checkPlatform says plainly when an image cannot run on this host, rather
+// than letting unpack fail with "no match for platform".
+func (c *Client) checkPlatform(ctx context.Context, meta images.Image) error {
+	found, err := images.Platforms(ctx, c.ctr.ContentStore(), meta.Target)
+	if err != nil || len(found) == 0 {
+		return nil // unpack reports what is wrong
+	}
+	host := hostPlatform()
+	names := make([]string, 0, len(found))
+	for _, p := range found {
+		if host.Match(p) {
+			return nil
+		}
+		names = append(names, platforms.Format(p))
+	}
+	return fmt.Errorf("image %s is for %s, not for this host (%s)", FamiliarRef(meta.Name), strings.Join(names, ", "), platforms.Format(platforms.DefaultSpec()))
 }
 
 // forgetNew removes images that did not exist, or pointed elsewhere, before.
@@ -99,6 +121,8 @@ func fullRefOnly(refName string) string {
 // loadError explains why an archive could not be read.
 func loadError(err error) error {
 	switch {
+	case errors.Is(err, images.ErrEmptyWalk):
+		return fmt.Errorf("load image archive: it holds no image for this host (%s)", platforms.Format(platforms.DefaultSpec()))
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("load image archive: the archive is truncated (%w)", err)
 	case errors.Is(err, tar.ErrHeader), strings.Contains(err.Error(), "archive/tar"), strings.Contains(err.Error(), "gzip"):
