@@ -48,7 +48,7 @@ func loadModel(ctx context.Context, opts LoadOptions) (*Model, *problems, error)
 	}
 	loc := newLocator(in.projectDir, in.files)
 	if len(unknownKeys(loc)) > 0 {
-		return nil, nil, fileErrors(loc)
+		return nil, nil, fileErrors(loc, in.env)
 	}
 	var unsup unsupported
 	po, err := in.projectOptions(opts.ProjectName, unsup.option())
@@ -57,7 +57,7 @@ func loadModel(ctx context.Context, opts LoadOptions) (*Model, *problems, error)
 	}
 	project, err := po.LoadProject(ctx)
 	if err != nil {
-		if all := fileErrors(loc); all != nil {
+		if all := fileErrors(loc, in.env); all != nil {
 			return nil, nil, all
 		}
 		return nil, nil, loadError(ctx, in, opts, loc, err)

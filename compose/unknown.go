@@ -1,7 +1,7 @@
 package compose
 
 import (
-	"fmt"
+	"errors"
 	"strings"
 	"sync"
 
@@ -30,10 +30,11 @@ func unknownKeys(loc *locator) []error {
 	return errs
 }
 
-// fileErrors reports every unknown key and every value of the wrong type
-// in the compose files, together.
-func fileErrors(loc *locator) error {
-	p := problems{errs: append(unknownKeys(loc), schemaErrors(loc)...)}
+// fileErrors reports every unknown key, every value of the wrong type and
+// every missing required variable in the compose files, together.
+func fileErrors(loc *locator, env map[string]string) error {
+	errs := append(unknownKeys(loc), schemaErrors(loc)...)
+	p := problems{errs: append(errs, interpolationErrors(loc, env)...)}
 	return p.err()
 }
 
@@ -61,10 +62,7 @@ func walkUnknown(value any, p tree.Path) []tree.Path {
 }
 
 func unknownKeyError(file string, p tree.Path) error {
-	parts := p.Parts()
-	e := &Error{File: file, Key: keyOf(parts), Err: fmt.Errorf("unknown key (check its spelling and indentation)")}
-	if len(parts) >= 3 && parts[0] == "services" {
-		e.Service, e.Key = parts[1], keyOf(parts[2:])
-	}
-	return e
+	return pathError(file, p, errUnknownKey)
 }
+
+var errUnknownKey = errors.New("unknown key (check its spelling and indentation)")
