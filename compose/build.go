@@ -1,6 +1,8 @@
 package compose
 
 import (
+	"slices"
+
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/stackdev/stack/engine"
@@ -90,7 +92,7 @@ func (b *serviceBuilder) container(n int) engine.ContainerSpec {
 		DependsOn:   b.dependencies(),
 		Process:     b.process(),
 		Mounts:      b.mounts(),
-		Files:       b.files,
+		Files:       slices.Clone(b.files),
 		Network:     b.network(name, n),
 		Resources:   b.resources(),
 		Security:    b.security(),

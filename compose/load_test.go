@@ -3,6 +3,7 @@ package compose
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -98,5 +99,36 @@ func checkGolden(t *testing.T, file, got string) {
 	}
 	if string(want) != got {
 		t.Errorf("%s differs (run with -update to accept)\n--- want\n%s\n--- got\n%s", file, want, got)
+	}
+}
+
+// Every problem in the files is an *Error that names the file, the service
+// and the key, and matches ErrInvalid, so the CLI can tell bad input from a
+// failing host.
+func TestErrorsAreLocatedAndInvalid(t *testing.T) {
+	dir, err := filepath.Abs("testdata/err-many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(context.Background(), LoadOptions{WorkingDir: dir, Environment: map[string]string{}})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("error does not match ErrInvalid: %v", err)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.File != "compose.yaml" || e.Service == "" || e.Key == "" {
+		t.Errorf("first error is not located: %#v", e)
+	}
+	if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n != 6 {
+		t.Errorf("got %d errors, want the 6 problems of the file reported together:\n%v", n, err)
+	}
+}
+
+// Load reads the environment it is given, never the process's.
+func TestEnvironmentIsInjected(t *testing.T) {
+	t.Setenv("TAG", "from-process")
+	dir := t.TempDir()
+	d := loadDir(t, dir, map[string]string{"compose.yaml": "name: inj\nservices:\n  web:\n    image: nginx:${TAG:-default}\n"}, LoadOptions{})
+	if got := d.Services[0].Image; got != "docker.io/library/nginx:default" {
+		t.Errorf("image = %s: the process environment leaked into the load", got)
 	}
 }
