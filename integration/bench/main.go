@@ -1,0 +1,88 @@
+// Command bench measures stack's converge operations against their floor:
+// the same containers on the same kind of CNI network created, started,
+// stopped and removed in parallel directly through the containerd client.
+// It prints a table of medians and spreads; `make bench` runs it.
+//
+//	go run ./integration/bench -address /tmp/ctd/containerd.sock -stack bin/stack -images examples/images/out
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type config struct {
+	address string
+	stack   string
+	images  string
+	sizes   []int
+	runs    int
+}
+
+func main() {
+	var cfg config
+	var sizes string
+	flag.StringVar(&cfg.address, "address", os.Getenv("STACK_TEST_CONTAINERD"), "containerd socket")
+	flag.StringVar(&cfg.stack, "stack", "bin/stack", "stack binary")
+	flag.StringVar(&cfg.images, "images", "examples/images/out", "directory with busybox.oci.tar")
+	flag.StringVar(&sizes, "n", "1,10,30", "numbers of services")
+	flag.IntVar(&cfg.runs, "runs", 5, "runs per size")
+	flag.Parse()
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bench: bad -n %q\n", s)
+			os.Exit(2)
+		}
+		cfg.sizes = append(cfg.sizes, n)
+	}
+	for _, p := range []*string{&cfg.stack, &cfg.images} {
+		if abs, err := filepath.Abs(*p); err == nil {
+			*p = abs
+		}
+	}
+	if cfg.address == "" {
+		fmt.Fprintln(os.Stderr, "bench: -address (or STACK_TEST_CONTAINERD) is required")
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg config) error {
+	floor, err := newFloor(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer floor.close()
+	st, err := newStackRunner(cfg)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	var rows []row
+	for _, n := range cfg.sizes {
+		fmt.Fprintf(os.Stderr, "bench: N=%d, %d runs\n", n, cfg.runs)
+		fl, err := floor.measure(ctx, n, cfg.runs)
+		if err != nil {
+			return fmt.Errorf("floor N=%d: %w", n, err)
+		}
+		sm, err := st.measure(ctx, n, cfg.runs)
+		if err != nil {
+			return fmt.Errorf("stack N=%d: %w", n, err)
+		}
+		rows = append(rows, tableRows(n, sm, fl)...)
+	}
+	printTable(os.Stdout, rows)
+	return nil
+}
