@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -74,6 +75,28 @@ func TestImageLoadReadsDockerSaveArchives(t *testing.T) {
 	}
 	wantImages(t, e, "docker.io/h1test/saved:v1")
 	if got := runImage(t, e, "docker.io/h1test/saved:v1", "sh", "-c", "echo from docker save"); got != "from docker save\n" {
+		t.Fatalf("container printed %q", got)
+	}
+}
+
+func TestImageLoadOfAnUnnamedOCIArchiveGivesTheImageID(t *testing.T) {
+	e := newImageEnv(t)
+	archive := withIndexAnnotations(t, readFile(t, filepath.Join(env.imagesDir, "busybox.oci.tar")),
+		map[string]string{"org.opencontainers.image.ref.name": "latest"})
+	path := filepath.Join(e.dir, "unnamed.tar")
+	writeFile(t, path, archive)
+	out := e.mustRun("image", "load", "-i", path)
+	id, ok := strings.CutPrefix(out, "Loaded image ID: sha256:")
+	if !ok || len(id) != 65 {
+		t.Fatalf("load of an unnamed archive printed %q", out)
+	}
+	id = strings.TrimSpace(id)
+	wantImages(t, e, "sha256:"+id)
+	if row := strings.Fields(strings.Split(e.mustRun("image", "ls"), "\n")[1]); row[0] != "<none>" || row[1] != "<none>" || row[2] != id[:12] {
+		t.Fatalf("image ls row for the unnamed image: %v", row)
+	}
+	e.mustRun("image", "tag", id[:12], "h1test/named:1")
+	if got := runImage(t, e, "docker.io/h1test/named:1", "echo", "named now"); got != "named now\n" {
 		t.Fatalf("container printed %q", got)
 	}
 }
@@ -557,6 +580,33 @@ func dockerSaveArchiveFor(t *testing.T, arch string, layer []byte, repoTag strin
 		tarEntry{name: layerName, body: string(layer)},
 		tarEntry{name: "manifest.json", body: string(manifest)},
 	)
+}
+
+// withIndexAnnotations rewrites an OCI archive's index.json so that every
+// manifest carries exactly the given annotations.
+func withIndexAnnotations(t *testing.T, archive []byte, annotations map[string]string) []byte {
+	t.Helper()
+	var entries []tarEntry
+	tr := tar.NewReader(bytes.NewReader(archive))
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			break
+		}
+		body, _ := io.ReadAll(tr)
+		if hdr.Name == "index.json" {
+			var index ocispec.Index
+			if err := json.Unmarshal(body, &index); err != nil {
+				t.Fatal(err)
+			}
+			for i := range index.Manifests {
+				index.Manifests[i].Annotations = annotations
+			}
+			body, _ = json.Marshal(index)
+		}
+		entries = append(entries, tarEntry{name: hdr.Name, body: string(body), dir: hdr.Typeflag == tar.TypeDir})
+	}
+	return tarBytes(t, entries...)
 }
 
 func tarNames(t *testing.T, data []byte) []string {

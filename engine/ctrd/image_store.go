@@ -66,7 +66,7 @@ func (c *Client) summarize(ctx context.Context, meta images.Image) ImageSummary 
 // splitName gives docker's REPOSITORY and TAG columns for an image name.
 func splitName(name string) (repo, tag string) {
 	named, err := reference.ParseNormalizedNamed(name)
-	if err != nil {
+	if err != nil || strings.HasPrefix(name, "sha256:") {
 		return "<none>", "<none>"
 	}
 	repo = reference.FamiliarName(named)
