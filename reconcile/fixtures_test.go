@@ -80,7 +80,7 @@ func (s svcDef) withDefaults() svcDef {
 
 func (s svcDef) spec(n int) engine.ContainerSpec {
 	name := fmt.Sprintf("demo-%s-%d", s.name, n)
-	hash := fmt.Sprintf("hash(%s %s %s)", s.image, strings.Join(s.env, " "), s.netMode)
+	hash := fmt.Sprintf("hash(%s %s %s %s %s)", s.image, strings.Join(s.env, " "), s.netMode, strings.Join(s.networks, " "), strings.Join(s.volumes, " "))
 	c := engine.ContainerSpec{
 		Name: name, Project: "demo", Service: s.name, Number: n, Image: s.image, ConfigHash: hash,
 		Labels: map[string]string{
