@@ -11,10 +11,27 @@ import (
 
 // supportedKeys is every compose key stack translates (or deliberately
 // accepts as having no effect on a single host). Anything else the
-// specification allows — build, develop, deploy.placement, gpus, ... — is
-// an error naming the file, the service and the key: never silently ignored.
-// The list is an allowlist, so a key added to the specification later is an
-// error until it is wired in here.
+// specification allows is an error naming the file, the service and the
+// key: never silently ignored. The list is an allowlist, so a key added to
+// the specification later is an error until it is wired in here.
+//
+// Accepted without effect, as docker compose does on one engine:
+// networks.*.attachable, ports[].name, ports[].app_protocol, ports[].mode,
+// volumes[].consistency, secrets/configs.*.name, labels of secrets/configs.
+// Translated with a note: deploy.resources.reservations.cpus becomes a CPU
+// weight (cpu_shares); a published port range for one container port gives
+// replica n the n-th port.
+//
+// Rejected on purpose (each would need engine support first): build and
+// pull_policy: build (stack runs images), develop, provider, pre_start /
+// post_start / pre_stop hooks, links and external_links (names come from
+// DNS), platform, runtime, isolation, gpus, deploy.placement / mode global /
+// restart_policy / update_config / labels, blkio_config, cgroup*, cpu_period
+// / cpu_quota / cpu_rt_*, mem_swappiness, oom_*, userns_mode, uts, umask,
+// storage_opt, mac_address, credential_spec, device_cgroup_rules,
+// use_api_socket, models, volumes[].image / subpath / bind.selinux, network
+// driver_opts, IPv6, ipam aux_addresses and options, external secrets and
+// configs, and the top-level jobs and models.
 var supportedKeys = []string{
 	"name", "version",
 	"include", "include.[].path", "include.[].env_file", "include.[].project_directory",
