@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/api/services/tasks/v1"
+	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
@@ -580,4 +580,48 @@ func containerIP(t *testing.T, ipAddrLine string) string {
 	}
 	t.Fatalf("no inet address in %q", ipAddrLine)
 	return ""
+}
+
+func TestDriverLogsGoToAFileTheShimOwns(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tty=%v", tty), func(t *testing.T) {
+			e := newDriverEnv(t)
+			spec := e.spec("app")
+			spec.Network.Mode = "none"
+			spec.Process.Command = []string{"sh", "-c", "echo out; echo err >&2; if [ -t 1 ]; then echo on-a-tty; fi; exec sleep 3600"}
+			spec.Process.TTY = tty
+			c := e.run(spec)
+			// Close the driver: the shim keeps writing without it.
+			e.d.Close()
+			want := []string{"out", "err"}
+			if tty {
+				want = append(want, "on-a-tty")
+			}
+			waitForLog(t, filepath.Join(e.stateDir, "containers", c.ID, c.ID+".log"), want)
+			d, err := ctrd.New(e.ctx, ctrd.Options{Address: env.socket, Namespace: e.ns, StateDir: e.stateDir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.d = d
+		})
+	}
+}
+
+func waitForLog(t *testing.T, path string, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		data, _ := os.ReadFile(path)
+		missing := false
+		for _, w := range want {
+			missing = missing || !strings.Contains(string(data), w)
+		}
+		if !missing {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log %s = %q, want %q", path, data, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -281,3 +281,45 @@ func httpGet(t *testing.T, url string) string {
 	t.Fatalf("GET %s: %v", url, lastErr)
 	return ""
 }
+
+func TestNetworkParallelStartsGetDistinctAddressesAndLeaveNothing(t *testing.T) {
+	e := newDriverEnv(t)
+	n := e.network("default")
+	const count = 8
+	ids := make([]string, count)
+	errs := make(chan error, count)
+	for i := range ids {
+		id, err := e.d.CreateContainer(e.ctx, e.spec(fmt.Sprintf("s%d", i), n.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+	}
+	for _, id := range ids {
+		go func() { errs <- e.d.StartContainer(e.ctx, id) }()
+	}
+	for range ids {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]string{}
+	for _, id := range ids {
+		ip := containerIP(t, e.mustExec(id, "ip", "-4", "-o", "addr", "show", "eth0"))
+		if other, dup := seen[ip]; dup {
+			t.Fatalf("containers %s and %s both got %s", other[:12], id[:12], ip)
+		}
+		seen[ip] = id
+	}
+	for _, id := range ids {
+		go func() { errs <- e.d.RemoveContainer(e.ctx, id) }()
+	}
+	for range ids {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ip, id := range seen {
+		e.assertGone(id, ip, n)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync"
 )
 
 // Isolation chains in the filter table: traffic that enters from one stack
@@ -17,6 +18,10 @@ const (
 	chainIsolation1 = "STACK-ISOLATION-1"
 	chainIsolation2 = "STACK-ISOLATION-2"
 )
+
+// isolationMu serialises edits of the FORWARD jump within this process;
+// iptables -w serialises each command across processes.
+var isolationMu sync.Mutex
 
 // setupBridge creates the bridge with the gateway address, up, before any
 // container attaches, so that the daemon can bind DNS on the gateway and the
@@ -84,6 +89,8 @@ func (c *Client) addIsolation(ctx context.Context, rec networkRecord) error {
 // a container's traffic, at the top when the first container attaches, so
 // this runs again after each attach.
 func isolationFirst(ctx context.Context) error {
+	isolationMu.Lock()
+	defer isolationMu.Unlock()
 	out, err := exec.CommandContext(ctx, "iptables", "-w", "-S", "FORWARD").Output()
 	if err != nil {
 		return fmt.Errorf("iptables -S FORWARD: %w", err)
@@ -122,10 +129,31 @@ func isolationRules(rec networkRecord) [][]string {
 	return rules
 }
 
+// pruneIsolation removes the isolation chains and the FORWARD jump once no
+// network (of any state directory) has rules in them.
+func pruneIsolation(ctx context.Context) {
+	isolationMu.Lock()
+	defer isolationMu.Unlock()
+	for _, chain := range []string{chainIsolation1, chainIsolation2} {
+		out, err := exec.CommandContext(ctx, "iptables", "-w", "-S", chain).Output()
+		if err != nil || strings.Contains(string(out), "-A "+chain) {
+			return
+		}
+	}
+	for iptables(ctx, "-C", "FORWARD", "-j", chainIsolation1) == nil {
+		if iptables(ctx, "-D", "FORWARD", "-j", chainIsolation1) != nil {
+			return
+		}
+	}
+	_ = iptables(ctx, "-X", chainIsolation1)
+	_ = iptables(ctx, "-X", chainIsolation2)
+}
+
 // pruneSharedChains removes portmap's shared nat chains and their jumps once
 // no CNI-DN-* chain (one per container with published ports, from any CNI
 // user on the host) remains. portmap recreates them when needed.
 func (c *Client) pruneSharedChains(ctx context.Context) {
+	pruneIsolation(ctx)
 	out, err := exec.CommandContext(ctx, "iptables", "-w", "-t", "nat", "-S").Output()
 	if err != nil || bytes.Contains(out, []byte("-N CNI-DN-")) {
 		return

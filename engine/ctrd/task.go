@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"syscall"
 	"time"
 
@@ -49,7 +51,7 @@ func (c *Client) StartContainer(ctx context.Context, id string) (retErr error) {
 	if err := c.setupNetwork(ctx, id, spec, &rr); err != nil {
 		return fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
-	task, err := ctr.NewTask(ctx, cio.LogFile(c.containerDir(id, id+".log")))
+	task, err := ctr.NewTask(ctx, logFile(c.LogPath(id), spec.Process.TTY))
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
@@ -88,6 +90,34 @@ func (c *Client) reuseTask(ctx context.Context, ctr containerd.Container) (bool,
 	}
 	return false, c.teardownNetwork(ctx, ctr.ID())
 }
+
+// LogPath is the file the container's shim writes its stdout and stderr to
+// (interleaved; with a TTY, the terminal's output).
+func (c *Client) LogPath(id string) string { return c.containerDir(id, id+".log") }
+
+// logFile is cio.LogFile: the shim, not this process, owns the file, so the
+// task outlives the CLI. The shim copies a terminal only to a fifo or a
+// logging binary, so with a TTY the logger is /bin/sh appending fd 3 (the
+// terminal's output) to the file, after closing fd 5 to signal readiness.
+// The lifecycle issue replaces both with stack's own json-file logger.
+func logFile(path string, tty bool) cio.Creator {
+	return func(string) (cio.IO, error) {
+		uri := "file://" + path
+		if tty {
+			script := "exec 5>&-; exec cat <&3 >> '" + strings.ReplaceAll(path, "'", `'\''`) + "'"
+			u := url.URL{Scheme: "binary", Path: "/bin/sh", RawQuery: url.Values{"-c": {script}}.Encode()}
+			uri = u.String()
+		}
+		return &fileIO{cfg: cio.Config{Terminal: tty, Stdout: uri, Stderr: uri}}, nil
+	}
+}
+
+type fileIO struct{ cfg cio.Config }
+
+func (f *fileIO) Config() cio.Config { return f.cfg }
+func (f *fileIO) Cancel()            {}
+func (f *fileIO) Wait()              {}
+func (f *fileIO) Close() error       { return nil }
 
 // StopContainer sends the stop signal, waits up to timeout, kills, deletes
 // the task, then detaches the networks and removes the netns. It is
