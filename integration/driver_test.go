@@ -625,3 +625,57 @@ func waitForLog(t *testing.T, path string, want []string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestDriverExitedTaskIsObservedAndRestartable(t *testing.T) {
+	e := newDriverEnv(t)
+	n := e.network("default")
+	spec := e.spec("job", n.Name)
+	spec.Process.Command = []string{"sh", "-c", "exit 3"}
+	id, err := e.d.CreateContainer(e.ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 2; round++ {
+		if err := e.d.StartContainer(e.ctx, id); err != nil {
+			t.Fatalf("start %d: %v", round, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for c := e.container(id); c.Status != engine.StatusExited || c.ExitCode != 3; c = e.container(id) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: status %s exit %d, want exited 3", round, c.Status, c.ExitCode)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if err := e.d.RemoveContainer(e.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	e.assertGone(id, "", n)
+}
+
+// A task deleted behind stack's back (a crash, `ctr task rm`) leaves the
+// netns and the CNI attachment; removal must still release them.
+func TestDriverRemoveFinishesAfterTheTaskVanished(t *testing.T) {
+	e := newDriverEnv(t)
+	n := e.network("default")
+	c := e.run(e.spec("app", n.Name))
+	ip := containerIP(t, e.mustExec(c.ID, "ip", "-4", "-o", "addr", "show", "eth0"))
+	ctr, err := e.raw.LoadContainer(e.ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := ctr.Task(e.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.Delete(e.ctx, containerd.WithProcessKill); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(e.stateDir, "networks", "ipam", n.Name, ip)); err != nil {
+		t.Fatalf("the lease should still be held before removal: %v", err)
+	}
+	if err := e.d.RemoveContainer(e.ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.assertGone(c.ID, ip, n)
+}
