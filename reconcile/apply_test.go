@@ -347,3 +347,21 @@ func TestApplyWaitStepCallsTheWaitHookWithResolvedIDs(t *testing.T) {
 		t.Errorf("wait called with %q %v, want service_healthy [%s]", cond, got, db.ID)
 	}
 }
+
+func TestPlanSaysWhatChangedWhenTheContainerRecordsItsConcerns(t *testing.T) {
+	f := enginetest.NewFake()
+	before := demo(svcDef{name: "db", env: []string{"POSTGRES_DB=a", "POSTGRES_USER=u"}}, svcDef{name: "web"})
+	if _, err := converge(t, f, before, Options{}, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	after := demo(svcDef{name: "db", env: []string{"POSTGRES_DB=b", "POSTGRES_USER=u", "TZ=UTC"}}, svcDef{name: "web", image: postgres})
+	after.Containers[1].Network.Ports = []engine.PortBinding{{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}}
+	st, _ := f.Observe(t.Context(), "demo")
+	p := compute(t, after, st, Options{})
+	wantText(t, "plan", p.String(), `
+		↓ image docker.io/library/postgres:16 (not present)
+		~ container demo-db-1 (environment changed: POSTGRES_DB, TZ)
+		~ container demo-web-1 (image changed; ports changed)
+
+		Plan: 1 to pull, 0 to add, 2 to change, 0 to remove.`)
+}

@@ -278,4 +278,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func joinReasons(r []string) string { return strings.Join(r, ", ") }
+func joinReasons(r []string) string { return strings.Join(r, "; ") }

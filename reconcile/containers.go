@@ -185,9 +185,9 @@ func (p *planner) mustRecreate(strategy recreate, c engine.Container, spec engin
 	}
 	var why []string
 	if c.ConfigHash != spec.ConfigHash {
-		why = append(why, "config changed")
+		why = append(why, explainChange(c, spec))
 	}
-	if d, ok := p.st.Images[spec.Image]; ok && c.ImageID != "" && d != c.ImageID {
+	if d, ok := p.st.Images[spec.Image]; ok && c.Image == spec.Image && c.ImageID != "" && d != c.ImageID {
 		why = append(why, "image changed")
 	}
 	for _, ns := range []string{spec.Network.Mode, spec.Security.IPC, spec.Security.PID} {
@@ -242,8 +242,10 @@ func (p *planner) isOrphan(c engine.Container) bool {
 	if c.OneOff {
 		return c.Status != engine.StatusRunning && c.Status != engine.StatusPaused
 	}
-	_, ok := p.x.services[c.Service]
-	return !ok
+	if _, ok := p.x.services[c.Service]; ok {
+		return false
+	}
+	return !slices.Contains(p.x.d.Declared, c.Service)
 }
 
 // findOrphans removes the orphans with RemoveOrphans, else warns about them.

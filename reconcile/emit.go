@@ -1,8 +1,6 @@
 package reconcile
 
 import (
-	"maps"
-
 	"github.com/stackdev/stack/engine"
 )
 
@@ -52,7 +50,7 @@ func (p *planner) takeDown(ch int, u *unit, waits ...int) {
 
 func (p *planner) emitCreate(u *unit) {
 	ch := p.line(u, ActionAdd, u.spec.Name, u.reasons...)
-	u.create = p.b.add(ch, Step{Kind: KindCreateContainer, Resource: u.spec.Name, Container: u.spec})
+	u.create = p.b.add(ch, Step{Kind: KindCreateContainer, Resource: u.spec.Name, Container: withConcerns(u.spec)})
 	u.claim, u.entry, u.final = u.create, u.create, u.create
 	u.ref = Ref{Step: u.create}
 	p.startNew(ch, u)
@@ -70,12 +68,8 @@ func (p *planner) startNew(ch int, u *unit) {
 // temporary name, stop and remove the old one, rename the new one, start it.
 func (p *planner) emitReplace(u *unit) {
 	ch := p.line(u, ActionChange, u.spec.Name, u.reasons...)
-	tmp := u.spec
+	tmp := withConcerns(u.spec)
 	tmp.Name = tempName(*u.old, u.spec.Name)
-	tmp.Labels = maps.Clone(tmp.Labels)
-	if tmp.Labels == nil {
-		tmp.Labels = map[string]string{}
-	}
 	tmp.Labels[engine.LabelReplace] = u.old.Name
 	if _, ok := tmp.Labels[engine.LabelName]; ok {
 		tmp.Labels[engine.LabelName] = tmp.Name
@@ -94,7 +88,7 @@ func (p *planner) emitReplace(u *unit) {
 func (p *planner) emitRebuild(u *unit) {
 	ch := p.line(u, ActionChange, u.spec.Name, u.reasons...)
 	p.takeDown(ch, u)
-	u.create = p.b.add(ch, Step{Kind: KindCreateContainer, Resource: u.spec.Name, Container: u.spec}, u.removed)
+	u.create = p.b.add(ch, Step{Kind: KindCreateContainer, Resource: u.spec.Name, Container: withConcerns(u.spec)}, u.removed)
 	u.claim, u.entry, u.final = u.create, u.create, u.create
 	u.ref = Ref{Step: u.create}
 	p.startNew(ch, u)

@@ -384,7 +384,7 @@ func TestInterruptedReplaceConverges(t *testing.T) {
 	p := compute(t, d, st, Options{})
 	wantText(t, "plan", p.String(), `
 		- container demo-db-1 (duplicate of id-demo-db-1_demo-db-1)
-		~ container demo-db-1 (rename from id-demo-db-1_demo-db-1, start: created)
+		~ container demo-db-1 (rename from id-demo-db-1_demo-db-1; start: created)
 
 		Plan: 0 to add, 1 to change, 1 to remove.`)
 	wantText(t, "graph", p.Graph(), `
