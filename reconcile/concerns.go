@@ -72,6 +72,24 @@ func withConcerns(spec engine.ContainerSpec) engine.ContainerSpec {
 	return spec
 }
 
+// configChange says why c's configuration differs from spec, or "" when it
+// does not. A container hashed by another version of the hash algorithm is
+// compared by its concerns label alone (up to date without one), so an
+// upgrade of stack never recreates everything by itself.
+func configChange(c engine.Container, spec engine.ContainerSpec) string {
+	cv, sv := c.Labels[engine.LabelHashVersion], spec.Labels[engine.LabelHashVersion]
+	if cv != "" && sv != "" && cv != sv {
+		if r := explainChange(c, spec); r != "config changed" {
+			return r
+		}
+		return ""
+	}
+	if c.ConfigHash == spec.ConfigHash {
+		return ""
+	}
+	return explainChange(c, spec)
+}
+
 // explainChange says what differs between the spec a container was created
 // from (its concerns label) and spec; "config changed" when it cannot tell.
 func explainChange(c engine.Container, spec engine.ContainerSpec) string {

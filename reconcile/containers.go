@@ -184,8 +184,8 @@ func (p *planner) mustRecreate(strategy recreate, c engine.Container, spec engin
 		return []string{"forced"}
 	}
 	var why []string
-	if c.ConfigHash != spec.ConfigHash {
-		why = append(why, explainChange(c, spec))
+	if r := configChange(c, spec); r != "" {
+		why = append(why, r)
 	}
 	if d, ok := p.st.Images[spec.Image]; ok && c.Image == spec.Image && c.ImageID != "" && d != c.ImageID {
 		why = append(why, "image changed")

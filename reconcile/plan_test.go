@@ -423,3 +423,22 @@ func TestPlanJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestAnotherHashVersionIsNotAChange(t *testing.T) {
+	d := demo(svcDef{name: "web"})
+	d.Containers[0].Labels[engine.LabelHashVersion] = "2"
+	st := observed(demo(svcDef{name: "web"}))
+	st.Containers[0].Labels = map[string]string{engine.LabelHashVersion: "1"}
+	st.Containers[0].ConfigHash = "computed-the-old-way"
+	if p := compute(t, d, st, Options{}); !p.Empty() {
+		t.Errorf("a container hashed by version 1 is recreated by version 2:\n%s", p)
+	}
+	// Its concerns label still tells a real change.
+	st.Containers[0].Labels = withConcerns(demo(svcDef{name: "web", env: []string{"A=1"}}).Containers[0]).Labels
+	st.Containers[0].Labels[engine.LabelHashVersion] = "1"
+	p := compute(t, d, st, Options{})
+	wantText(t, "plan", p.String(), `
+		~ container demo-web-1 (environment changed: A)
+
+		Plan: 0 to add, 1 to change, 0 to remove.`)
+}
