@@ -22,6 +22,7 @@ func (m *Model) desired(p *problems) Desired {
 		WorkingDir:  m.project.WorkingDir,
 		ConfigFiles: m.in.files,
 	}
+	d.Declared = m.allServiceNames()
 	order, _ := dependencyOrder(m.project) // a cycle is reported by validate
 	for _, name := range order {
 		s := m.project.Services[name]

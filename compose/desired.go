@@ -9,6 +9,10 @@ type Desired struct {
 	ConfigFiles []string
 	// Services in dependency order (a service after everything it depends on).
 	Services []Service
+	// Declared names every service of the compose files, also those left out
+	// by profiles or by the service selection: a container of a declared
+	// service is never an orphan.
+	Declared []string
 	// Containers holds one spec per replica, for every selected service.
 	Containers []engine.ContainerSpec
 	Networks   []engine.NetworkSpec

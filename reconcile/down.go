@@ -46,7 +46,7 @@ func (d *downPlanner) doomed(c engine.Container) bool {
 	if d.desired == nil {
 		return true
 	}
-	if _, ok := d.desired.Service(c.Service); ok {
+	if _, ok := d.desired.Service(c.Service); ok || slices.Contains(d.desired.Declared, c.Service) {
 		return true
 	}
 	return d.opts.RemoveOrphans

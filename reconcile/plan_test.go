@@ -20,7 +20,7 @@ func webAndDB(dbEnv ...string) compose.Desired {
 
 func TestFreshUpCreatesEverythingInDependencyOrder(t *testing.T) {
 	p := compute(t, webAndDB(), engine.State{}, Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		↓ image docker.io/library/busybox:latest (not present)
 		↓ image docker.io/library/postgres:16 (not present)
 		+ network demo_back
@@ -52,13 +52,13 @@ func TestUpToDateProjectHasNothingToDo(t *testing.T) {
 	if !p.Empty() {
 		t.Fatalf("plan is not empty:\n%s", p)
 	}
-	wantText(t, "plan", p.String(), `No changes. Project demo is up to date: nothing to do.`)
+	wantText(t, "plan", render(p), `No changes. Project demo is up to date: nothing to do.`)
 }
 
 func TestChangedConfigHashReplacesCreateFirst(t *testing.T) {
 	st := observed(webAndDB())
 	p := compute(t, webAndDB("POSTGRES_DB=app"), st, Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		~ container demo-db-1 (config changed)
 
 		Plan: 0 to add, 1 to change, 0 to remove.`)
@@ -79,7 +79,7 @@ func TestChangedImageDigestReplacesItsContainers(t *testing.T) {
 	st := observed(webAndDB())
 	st.Images[busybox] = "sha256:newer"
 	p := compute(t, webAndDB(), st, Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		~ container demo-web-1 (image changed)
 		~ container demo-web-2 (image changed)
 
@@ -95,7 +95,7 @@ func TestScaleUpNumbersFromHighestExisting(t *testing.T) {
 		svcDef{name: "web", replicas: 4, deps: []engine.Dependency{dep("db")}, networks: []string{"default", "back"}},
 	)
 	p := compute(t, d, st, Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		+ container demo-web-3 (scale up)
 		+ container demo-web-4 (scale up)
 		+ container demo-web-5 (scale up)
@@ -109,7 +109,7 @@ func TestScaleUpNumbersFromHighestExisting(t *testing.T) {
 func TestScaleDownRemovesHighestNumbersFirst(t *testing.T) {
 	four := demo(svcDef{name: "web", replicas: 4})
 	p := compute(t, demo(svcDef{name: "web", replicas: 2}), observed(four), Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		- container demo-web-3 (scale down)
 		- container demo-web-4 (scale down)
 
@@ -125,7 +125,7 @@ func TestScaleDownRemovesDivergedContainersBeforeUpToDateOnes(t *testing.T) {
 	st := observed(demo(svcDef{name: "web", replicas: 3}))
 	container(t, &st, "demo-web-1").ConfigHash = "old"
 	p := compute(t, demo(svcDef{name: "web", replicas: 2}), st, Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		- container demo-web-1 (scale down)
 
 		Plan: 0 to add, 0 to change, 1 to remove.`)
@@ -135,22 +135,34 @@ func TestOrphansAreWarnedAboutUnlessRemoved(t *testing.T) {
 	old := demo(svcDef{name: "web"}, svcDef{name: "old"})
 	d := demo(svcDef{name: "web"})
 	p := compute(t, d, observed(old), Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		No changes. Project demo is up to date: nothing to do.
 		Warning: found orphan containers (demo-old-1) for this project: if you removed or renamed their service in the compose file, run this command with --remove-orphans to clean them up`)
 
 	p = compute(t, d, observed(old), Options{RemoveOrphans: true})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		- container demo-old-1 (orphan)
 
 		Plan: 0 to add, 0 to change, 1 to remove.`)
+}
+
+// A service still declared in the compose files but left out of this run
+// (by profiles or by naming other services) owns its containers: they are
+// neither warned about nor removed as orphans.
+func TestContainersOfDeclaredButUnselectedServicesAreNotOrphans(t *testing.T) {
+	old := demo(svcDef{name: "web"}, svcDef{name: "worker"})
+	d := demo(svcDef{name: "web"})
+	d.Declared = []string{"web", "worker"}
+	p := compute(t, d, observed(old), Options{RemoveOrphans: true})
+	wantText(t, "plan", render(p), `
+		No changes. Project demo is up to date: nothing to do.`)
 }
 
 func TestTheBriefsExamplePlan(t *testing.T) {
 	before := demo(svcDef{name: "db"}, svcDef{name: "old"})
 	after := demo(svcDef{name: "db", env: []string{"POSTGRES_DB=app"}}, svcDef{name: "web"})
 	p := compute(t, after, observed(before), Options{RemoveOrphans: true})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		~ container demo-db-1 (config changed)
 		+ container demo-web-1
 		- container demo-old-1 (orphan)
@@ -183,7 +195,7 @@ func TestStoppedUpToDateContainersAreStartedNotRecreated(t *testing.T) {
 	container(t, &st, "demo-db-1").Status = engine.StatusExited
 	container(t, &st, "demo-web-2").Status = engine.StatusCreated
 	p := compute(t, d, st, Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		~ container demo-db-1 (start: exited)
 		~ container demo-web-2 (start: created)
 
@@ -207,7 +219,7 @@ func TestRestartTrueDependentsAreStoppedAndStartedAroundTheReplace(t *testing.T)
 		)
 	}
 	p := compute(t, def("A=2"), observed(def("A=1")), Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		~ container demo-db-1 (config changed)
 		~ container demo-web-1 (restart: dependency db recreated)
 
@@ -230,7 +242,7 @@ func TestHealthConditionBecomesAWaitStep(t *testing.T) {
 		svcDef{name: "web", deps: []engine.Dependency{{Service: "db", Condition: "service_healthy", Required: true}}},
 	)
 	p := compute(t, d, observed(demo(svcDef{name: "db"})), Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		… wait until db is healthy
 		+ container demo-web-1
 
@@ -293,7 +305,7 @@ func TestMissingNetworkOrVolumeOnAContainerRecreatesIt(t *testing.T) {
 	db := container(t, &st, "demo-db-1")
 	db.Volumes = nil
 	p := compute(t, d, st, Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		~ container demo-db-1 (volume demo_data missing)
 		~ container demo-web-1 (network demo_back missing)
 
@@ -305,7 +317,7 @@ func TestChangedNetworkIsRecreatedWithItsContainers(t *testing.T) {
 	st := observed(d)
 	st.Networks[1].ConfigHash = "net-default-old" // demo_default: only web uses it
 	p := compute(t, d, st, Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		~ network demo_default (config changed)
 		~ container demo-web-1 (network demo_default changed)
 		~ container demo-web-2 (network demo_default changed)
@@ -382,7 +394,7 @@ func TestInterruptedReplaceConverges(t *testing.T) {
 	newDB.ID, newDB.Name = "id-new", "id-demo-db-1_demo-db-1"
 	st.Containers = append(st.Containers, newDB)
 	p := compute(t, d, st, Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		- container demo-db-1 (duplicate of id-demo-db-1_demo-db-1)
 		~ container demo-db-1 (rename from id-demo-db-1_demo-db-1; start: created)
 
@@ -437,7 +449,7 @@ func TestAnotherHashVersionIsNotAChange(t *testing.T) {
 	st.Containers[0].Labels = withConcerns(demo(svcDef{name: "web", env: []string{"A=1"}}).Containers[0]).Labels
 	st.Containers[0].Labels[engine.LabelHashVersion] = "1"
 	p := compute(t, d, st, Options{})
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		~ container demo-web-1 (environment changed: A)
 
 		Plan: 0 to add, 1 to change, 0 to remove.`)
