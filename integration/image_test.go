@@ -476,6 +476,13 @@ func runImage(t *testing.T, e *stackEnv, name string, args ...string) string {
 		t.Fatalf("start task from %s: %v", name, err)
 	}
 	st := <-exited
+	// Delete cancels the copying of output, so let it drain first.
+	drained := make(chan struct{})
+	go func() { task.IO().Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
+	}
 	if _, err := task.Delete(context.WithoutCancel(ctx)); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -15,12 +16,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stackdev/stack/engine"
 )
@@ -373,4 +380,89 @@ func getJSON(t *testing.T, url string, v any) {
 	if err := json.Unmarshal(data, v); err != nil {
 		t.Fatalf("GET %s: %v: %s", url, err, data)
 	}
+}
+
+func TestPullResolvesAMultiArchIndexToThisHost(t *testing.T) {
+	e := newRegistryEnv(t)
+	reg := startRegistry(t)
+	e.loadExampleImages()
+	ref := reg + "/h1/multi:1"
+	foreign := writeMultiArchIndex(t, e, "docker.io/library/busybox:latest", ref)
+	e.mustRun("push", "-q", ref)
+
+	pulled := e.sibling("pull")
+	pulled.mustRun("pull", "-q", ref)
+	if got := runImage(t, pulled, ref, "uname", "-m"); got == "" {
+		t.Fatal("the host's image from the index did not run")
+	}
+	client, ctx := containerdClient(t, pulled)
+	if _, err := client.ContentStore().Info(ctx, foreign); !errdefs.IsNotFound(err) {
+		t.Fatalf("the other platform's manifest was fetched too: %v", err)
+	}
+}
+
+// writeMultiArchIndex makes image name an OCI index of the host image src
+// and a manifest for another architecture (same layers), and returns that
+// manifest's digest.
+func writeMultiArchIndex(t *testing.T, e *stackEnv, src, name string) digest.Digest {
+	t.Helper()
+	client, ctx := containerdClient(t, e)
+	ctx, done, err := client.WithLease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done(ctx)
+	cs := client.ContentStore()
+	img, err := client.GetImage(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hostManifest ocispec.Manifest
+	readJSONBlob(t, ctx, cs, img.Target(), &hostManifest)
+	var config ocispec.Image
+	readJSONBlob(t, ctx, cs, hostManifest.Config, &config)
+	config.Architecture = foreignArch()
+	foreignManifest := hostManifest
+	foreignManifest.Config = writeJSONBlob(t, ctx, cs, ocispec.MediaTypeImageConfig, config, nil)
+	labels := map[string]string{"containerd.io/gc.ref.content.config": foreignManifest.Config.Digest.String()}
+	for i, l := range foreignManifest.Layers {
+		labels[fmt.Sprintf("containerd.io/gc.ref.content.l.%d", i)] = l.Digest.String()
+	}
+	foreignDesc := writeJSONBlob(t, ctx, cs, ocispec.MediaTypeImageManifest, foreignManifest, labels)
+	foreignDesc.Platform = &ocispec.Platform{OS: "linux", Architecture: foreignArch()}
+	hostDesc := img.Target()
+	hostDesc.Platform = &ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	index := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{hostDesc, foreignDesc}}
+	indexDesc := writeJSONBlob(t, ctx, cs, ocispec.MediaTypeImageIndex, index, map[string]string{
+		"containerd.io/gc.ref.content.m.0": hostDesc.Digest.String(),
+		"containerd.io/gc.ref.content.m.1": foreignDesc.Digest.String(),
+	})
+	if _, err := client.ImageService().Create(ctx, images.Image{Name: name, Target: indexDesc}); err != nil {
+		t.Fatal(err)
+	}
+	return foreignDesc.Digest
+}
+
+func readJSONBlob(t *testing.T, ctx context.Context, cs content.Store, desc ocispec.Descriptor, v any) {
+	t.Helper()
+	data, err := content.ReadBlob(ctx, cs, desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeJSONBlob(t *testing.T, ctx context.Context, cs content.Store, mediaType string, v any, labels map[string]string) ocispec.Descriptor {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(data), Size: int64(len(data))}
+	if err := content.WriteBlob(ctx, cs, "h1-test-"+desc.Digest.String(), bytes.NewReader(data), desc, content.WithLabels(labels)); err != nil {
+		t.Fatal(err)
+	}
+	return desc
 }
