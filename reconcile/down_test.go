@@ -13,7 +13,7 @@ func TestDownRemovesInReverseDependencyOrderFromLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		- container demo-web-1
 		- container demo-web-2
 		- container demo-db-1
@@ -41,7 +41,7 @@ func TestDownVolumesAndImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		- container demo-web-1
 		- container demo-web-2
 		- container demo-db-1
@@ -66,7 +66,7 @@ func TestDownKeepsExternalVolumesAndWhatOrphansUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantText(t, "plan", p.String(), `
+	wantText(t, "plan", render(p), `
 		- container demo-web-1
 
 		Plan: 0 to add, 0 to change, 1 to remove.
@@ -77,7 +77,7 @@ func TestDownKeepsExternalVolumesAndWhatOrphansUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantText(t, "with --remove-orphans", p.String(), `
+	wantText(t, "with --remove-orphans", render(p), `
 		- container demo-web-1
 		- container demo-old-1
 		- network demo_default

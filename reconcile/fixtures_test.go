@@ -165,6 +165,16 @@ func compute(t *testing.T, d compose.Desired, st engine.State, opts Options) Pla
 	return p
 }
 
+// render is the plan as `stack plan` shows it: the plan, then its warnings.
+func render(p Plan) string {
+	var b strings.Builder
+	b.WriteString(p.String())
+	for _, w := range p.Warnings {
+		fmt.Fprintf(&b, "Warning: %s\n", w)
+	}
+	return b.String()
+}
+
 // wantText compares a rendering with the expected text, both trimmed.
 func wantText(t *testing.T, what, got, want string) {
 	t.Helper()

@@ -105,7 +105,7 @@ var actionSigns = map[Action]string{
 }
 
 // String renders the plan the way terraform does: one line per resource,
-// then a summary, then the warnings.
+// then a summary. Warnings are left to the caller (Plan.Warnings).
 func (p Plan) String() string {
 	var b strings.Builder
 	if p.Empty() {
@@ -123,9 +123,6 @@ func (p Plan) String() string {
 			b.WriteByte('\n')
 		}
 		b.WriteString("\n" + p.Summary() + "\n")
-	}
-	for _, w := range p.Warnings {
-		fmt.Fprintf(&b, "Warning: %s\n", w)
 	}
 	return b.String()
 }
