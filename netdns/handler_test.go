@@ -182,7 +182,7 @@ func TestNetworkAnswersOnlyItsOwnRecords(t *testing.T) {
 	if len(m.Answer) != 0 {
 		t.Fatalf("web answered on shared: %v", m.Answer)
 	}
-	wantIPs(t, ask(t, shared, "demo-db-1", dns.TypeA), sharedDemoDB)                  // not 10.10.0.20
+	wantIPs(t, ask(t, shared, "demo-db-1", dns.TypeA), sharedDemoDB)              // not 10.10.0.20
 	wantIPs(t, ask(t, handlerFor(s, "demo_default"), "demo-db-1", dns.TypeA), db) // and the reverse
 }
 
