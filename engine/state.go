@@ -44,7 +44,8 @@ type Container struct {
 	Networks   []string // full network names it is attached to
 	Volumes    []string // volume names it mounts
 	Ports      []PortBinding
-	Health     string // "", starting, healthy, unhealthy
+	Health     string            // "", starting, healthy, unhealthy
+	Addresses  map[string]string // network name → IPv4 address, while running
 }
 
 // Network is one observed network.

@@ -541,6 +541,35 @@ func TestDriverVolumeNocopyAndTmpfsDriverOpts(t *testing.T) {
 	}
 }
 
+func TestDriverVolumeBindDriverOpts(t *testing.T) {
+	e := newDriverEnv(t)
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "on-host"), []byte("yes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vol := engine.VolumeSpec{Name: e.project + "_bound", Project: e.project, Driver: "local",
+		DriverOpts: map[string]string{"type": "none", "device": host, "o": "bind"}}
+	if err := e.d.CreateVolume(e.ctx, vol); err != nil {
+		t.Fatal(err)
+	}
+	spec := e.spec("app")
+	spec.Network.Mode = "none"
+	spec.Mounts = []engine.Mount{{Type: engine.MountVolume, Source: vol.Name, Target: "/data"}}
+	c := e.run(spec)
+	if got := e.mustExec(c.ID, "cat", "/data/on-host"); got != "yes\n" {
+		t.Errorf("bind volume content = %q", got)
+	}
+	if err := e.d.RemoveContainer(e.ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.RemoveVolume(e.ctx, vol.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(host, "on-host")); err != nil {
+		t.Errorf("removing the volume touched the bound host directory: %v", err)
+	}
+}
+
 func TestDriverRejectsNamesLeavingTheStateDirectory(t *testing.T) {
 	e := newDriverEnv(t)
 	for _, name := range []string{"../escape", "a/b", ".."} {

@@ -323,3 +323,33 @@ func TestNetworkParallelStartsGetDistinctAddressesAndLeaveNothing(t *testing.T) 
 		e.assertGone(id, ip, n)
 	}
 }
+
+func TestNetworkPortTakenByAHostProcessIsFoundBeforeStart(t *testing.T) {
+	e := newDriverEnv(t)
+	n := e.network("default")
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := uint16(l.Addr().(*net.TCPAddr).Port)
+	spec := e.spec("web", n.Name)
+	spec.Network.Ports = []engine.PortBinding{{HostIP: "127.0.0.1", HostPort: port, ContainerPort: 80}}
+	err = e.d.CheckPorts(spec)
+	if err == nil || !strings.Contains(err.Error(), "service web") || !strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d/tcp", port)) {
+		t.Fatalf("CheckPorts with the port taken: %v, want an error naming the service and the port", err)
+	}
+	id, err := e.d.CreateContainer(e.ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.StartContainer(e.ctx, id); err == nil {
+		t.Fatal("start with the host port taken succeeded")
+	}
+	if _, err := os.Stat("/var/run/netns/stack-" + id[:24]); err == nil {
+		t.Error("the failed start left its netns")
+	}
+	if leases, _ := os.ReadDir(filepath.Join(e.stateDir, "networks", "ipam", n.Name)); len(leases) > 2 {
+		t.Errorf("the failed start left a lease: %v", leases)
+	}
+}

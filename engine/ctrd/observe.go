@@ -98,7 +98,7 @@ func (c *Client) observeContainer(info containers.Container, proc *task.Process)
 	if ext, ok := info.Extensions[specExtension]; ok && ext != nil {
 		_ = json.Unmarshal(ext.GetValue(), &spec)
 	}
-	ctr.Command = strings.Join(append(append([]string{}, spec.Process.Entrypoint...), spec.Process.Command...), " ")
+	ctr.Command = processCommand(info)
 	for _, na := range spec.Network.Networks {
 		ctr.Networks = append(ctr.Networks, na.Network)
 	}
@@ -113,8 +113,31 @@ func (c *Client) observeContainer(info containers.Container, proc *task.Process)
 		ctr.Ports = rr.Ports
 	}
 	ctr.StartedAt = rr.StartedAt
+	for _, a := range rr.Attachments {
+		if a.IPv4 != "" {
+			if ctr.Addresses == nil {
+				ctr.Addresses = map[string]string{}
+			}
+			ctr.Addresses[a.Network] = a.IPv4
+		}
+	}
 	applyTask(&ctr, proc, rr)
 	return ctr
+}
+
+// processCommand is the command line the OCI spec runs, read from the
+// container record the list already returned.
+func processCommand(info containers.Container) string {
+	if info.Spec == nil {
+		return ""
+	}
+	var s struct {
+		Process struct{ Args []string } `json:"process"`
+	}
+	if json.Unmarshal(info.Spec.GetValue(), &s) != nil {
+		return ""
+	}
+	return strings.Join(s.Process.Args, " ")
 }
 
 // applyTask sets status, exit code and PID from the task, or from the run

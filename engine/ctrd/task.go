@@ -36,6 +36,9 @@ func (c *Client) StartContainer(ctx context.Context, id string) (retErr error) {
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
+	if err := c.checkJoinedNetNS(ctx, spec); err != nil {
+		return fmt.Errorf("start container %s: %w", spec.Name, err)
+	}
 	if done, err := c.reuseTask(ctx, ctr); done || err != nil {
 		return err
 	}
@@ -61,6 +64,23 @@ func (c *Client) StartContainer(ctx context.Context, id string) (retErr error) {
 	}
 	rr.StartedAt, rr.FinishedAt, rr.ExitCode, rr.Exited = time.Now().UTC(), time.Time{}, 0, false
 	return c.saveRun(id, rr)
+}
+
+// checkJoinedNetNS makes sure that the container whose network this one
+// shares (network_mode container:NAME) runs with a network of its own.
+func (c *Client) checkJoinedNetNS(ctx context.Context, spec engine.ContainerSpec) error {
+	name, ok := strings.CutPrefix(spec.Network.Mode, "container:")
+	if !ok {
+		return nil
+	}
+	target, err := c.containerByName(ctx, name)
+	if err != nil {
+		return fmt.Errorf("network_mode %s: %w", spec.Network.Mode, err)
+	}
+	if !netnsExists(netnsPath(target)) {
+		return fmt.Errorf("network_mode %s: %s is not running with a network of its own: start it first: %w", spec.Network.Mode, name, errdefs.ErrFailedPrecondition)
+	}
+	return nil
 }
 
 // reuseTask looks at an existing task: a running one means done, a created

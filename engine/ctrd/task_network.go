@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/stackdev/stack/engine"
 )
@@ -104,17 +105,30 @@ func (c *Client) resolvePorts(id string, spec engine.ContainerSpec) ([]engine.Po
 			ports[i].HostPort = p
 		}
 	}
-	if err := c.CheckPorts(id, spec.Name, ports); err != nil {
+	if err := c.checkPorts(id, describe(spec), ports); err != nil {
 		return nil, err
 	}
 	return ports, nil
 }
 
-// CheckPorts reports the first of ports that is already taken on the host:
-// published by another stack container (other than except) or bound by a
-// process. The error names the container and the port, so the CLI can call it
-// for every planned container before changing anything.
-func (c *Client) CheckPorts(except, name string, ports []engine.PortBinding) error {
+// CheckPorts reports the first of the spec's published ports that is
+// already taken on the host: published by another running stack container
+// (other than the IDs in except, such as the container it replaces) or bound
+// by a process. The error names the service, the container and the port, so
+// the CLI can call it for every container it will start before changing
+// anything.
+func (c *Client) CheckPorts(spec engine.ContainerSpec, except ...string) error {
+	return c.checkPorts(strings.Join(except, ","), describe(spec), spec.Network.Ports)
+}
+
+func describe(spec engine.ContainerSpec) string {
+	if spec.Service != "" {
+		return fmt.Sprintf("service %s (container %s)", spec.Service, spec.Name)
+	}
+	return "container " + spec.Name
+}
+
+func (c *Client) checkPorts(except, who string, ports []engine.PortBinding) error {
 	recs, err := c.listRunRecords()
 	if err != nil {
 		return err
@@ -124,17 +138,17 @@ func (c *Client) CheckPorts(except, name string, ports []engine.PortBinding) err
 			continue
 		}
 		for otherID, rr := range recs {
-			if otherID == except || rr.NetNS == "" {
+			if strings.Contains(except, otherID) || rr.NetNS == "" {
 				continue
 			}
 			for _, q := range rr.Ports {
 				if samePort(p, q) {
-					return fmt.Errorf("container %s: port %s is already published by container %s", name, portString(p), otherID[:12])
+					return fmt.Errorf("%s: port %s is already published by container %s", who, portString(p), otherID[:12])
 				}
 			}
 		}
 		if err := probePort(p); err != nil {
-			return fmt.Errorf("container %s: port %s is already in use on the host: %w", name, portString(p), err)
+			return fmt.Errorf("%s: port %s is already in use on the host: %w", who, portString(p), err)
 		}
 	}
 	return nil

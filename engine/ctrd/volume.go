@@ -106,6 +106,13 @@ func (c *Client) RemoveVolume(ctx context.Context, name string) error {
 	if err := c.unmountVolume(rec); err != nil {
 		return fmt.Errorf("remove volume %s: %w", name, err)
 	}
+	if len(rec.DriverOpts) > 0 {
+		// Never recurse into what was mounted there: only an empty
+		// mount point may go.
+		if err := os.Remove(c.volumeData(name)); err != nil && !isNotExist(err) {
+			return fmt.Errorf("remove volume %s: %w", name, err)
+		}
+	}
 	if err := os.RemoveAll(c.volumeDir(name)); err != nil {
 		return fmt.Errorf("remove volume %s: %w", name, err)
 	}

@@ -78,8 +78,10 @@ func (c *Client) unmountVolume(rec volumeRecord) error {
 	target := c.volumeData(rec.Name)
 	for {
 		ok, err := mountinfo.Mounted(target)
-		if err != nil || !ok {
+		if isNotExist(err) || (err == nil && !ok) {
 			return nil
+		} else if err != nil {
+			return err
 		}
 		if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
 			return fmt.Errorf("unmount %s: %w", target, err)
