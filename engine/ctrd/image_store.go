@@ -80,16 +80,23 @@ func splitName(name string) (repo, tag string) {
 // resolveImage finds an image by name as typed (short or full), or by an
 // unambiguous prefix of its ID (manifest digest).
 func (c *Client) resolveImage(ctx context.Context, ref string) (images.Image, error) {
+	img, _, err := c.lookupImage(ctx, ref)
+	return img, err
+}
+
+// lookupImage is resolveImage that also says whether ref was an ID.
+func (c *Client) lookupImage(ctx context.Context, ref string) (_ images.Image, byID bool, _ error) {
 	is := c.ctr.ImageService()
 	if img, err := is.Get(ctx, ref); err == nil {
-		return img, nil
+		return img, false, nil
 	}
 	if name, err := NormalizeRef(ref); err == nil {
 		if img, err := is.Get(ctx, name); err == nil {
-			return img, nil
+			return img, false, nil
 		}
 	}
-	return c.imageByID(ctx, ref)
+	img, err := c.imageByID(ctx, ref)
+	return img, err == nil, err
 }
 
 func (c *Client) imageByID(ctx context.Context, id string) (images.Image, error) {
@@ -126,12 +133,12 @@ func notFound(ref string) error {
 // ID, waiting for containerd to collect its content. It returns the names
 // removed.
 func (c *Client) RemoveImage(ctx context.Context, ref string) ([]string, error) {
-	img, err := c.resolveImage(ctx, ref)
+	img, byID, err := c.lookupImage(ctx, ref)
 	if err != nil {
 		return nil, fmt.Errorf("remove image %s: %w", ref, err)
 	}
 	names := []string{img.Name}
-	if id := strings.TrimPrefix(ref, "sha256:"); strings.HasPrefix(img.Target.Digest.Encoded(), id) && img.Name != ref {
+	if byID {
 		names, err = c.namesOf(ctx, img.Target.Digest.String())
 		if err != nil {
 			return nil, err
