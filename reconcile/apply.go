@@ -51,9 +51,10 @@ type Event struct {
 	Err         error
 }
 
-// ImageRemover is the optional engine capability `down --rmi` needs.
+// ImageRemover is the optional engine capability `down --rmi` needs. It
+// returns the image names it removed.
 type ImageRemover interface {
-	RemoveImage(ctx context.Context, ref string) error
+	RemoveImage(ctx context.Context, ref string) ([]string, error)
 }
 
 // Apply executes plan: a step is launched once every step it waits for

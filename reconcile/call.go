@@ -30,7 +30,8 @@ func (x *executor) dispatch(ctx context.Context, s Step, target string, targets 
 		if !ok {
 			return "", errors.New("this engine cannot remove images")
 		}
-		return "", ir.RemoveImage(ctx, s.Image)
+		_, err := ir.RemoveImage(ctx, s.Image)
+		return "", err
 	case KindCreateNetwork:
 		return "", d.CreateNetwork(ctx, s.Network)
 	case KindRemoveNetwork:

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stackdev/stack/engine"
+	"github.com/stackdev/stack/engine/enginetest"
 )
 
 func TestDownRemovesInReverseDependencyOrderFromLabels(t *testing.T) {
@@ -92,5 +93,25 @@ func TestDownOfNothingIsEmpty(t *testing.T) {
 	}
 	if !p.Empty() {
 		t.Errorf("down of an absent project plans:\n%s", p)
+	}
+}
+
+func TestApplyDownLeavesNothingOfTheProject(t *testing.T) {
+	f := enginetest.NewFake()
+	d := webAndDB()
+	if _, err := converge(t, f, d, Options{}, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.Observe(t.Context(), "demo")
+	p, err := ComputeDown(st, "demo", DownOptions{Volumes: true, RMI: "all"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(t.Context(), f, p, ApplyOptions{Parallel: 4}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = f.Observe(t.Context(), "")
+	if len(st.Containers)+len(st.Networks)+len(st.Volumes)+len(st.Images) != 0 {
+		t.Errorf("left after down -v --rmi all: %+v", st)
 	}
 }

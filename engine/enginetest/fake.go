@@ -192,16 +192,20 @@ func (f *Fake) PullImage(ctx context.Context, ref string, opts engine.PullOption
 	return digest, nil
 }
 
-// RemoveImage removes a local image; a missing one is not an error.
-func (f *Fake) RemoveImage(ctx context.Context, ref string) error {
+// RemoveImage removes a local image and returns the names removed; a
+// missing one is ErrNotFound.
+func (f *Fake) RemoveImage(ctx context.Context, ref string) ([]string, error) {
 	if err := f.before(ctx, "RemoveImage", ref, ""); err != nil {
-		return err
+		return nil, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := f.images[ref]; !ok {
+		return nil, fmt.Errorf("image %s: %w", ref, errdefs.ErrNotFound)
+	}
 	f.record("RemoveImage", ref, "")
 	delete(f.images, ref)
-	return nil
+	return []string{ref}, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
