@@ -76,7 +76,8 @@ func processOpts(in specInput) ([]oci.SpecOpts, error) {
 	if !hostNamespace(in, specs.UTSNamespace) {
 		opts = append(opts, oci.WithHostname(hostname))
 		if p.Domainname != "" {
-			opts = append(opts, oci.WithDomainname(p.Domainname))
+			// runc 1.1 ignores the spec's domainname; the UTS sysctl sets it.
+			opts = append(opts, oci.WithDomainname(p.Domainname), withSysctls(map[string]string{"kernel.domainname": p.Domainname}))
 		}
 	}
 	if p.WorkingDir != "" {

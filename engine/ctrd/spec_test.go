@@ -1,0 +1,35 @@
+package ctrd
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/stackdev/stack/engine"
+)
+
+func TestDomainnameIsAlsoSetThroughTheUTSSysctl(t *testing.T) {
+	in := specInput{id: strings.Repeat("a", 64), spec: engine.ContainerSpec{
+		Name: "c", Process: engine.Process{Command: []string{"sh"}, Hostname: "box", Domainname: "example.test"},
+	}}
+	opts, err := processOpts(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &oci.Spec{Process: &specs.Process{}}
+	for _, o := range opts {
+		if err := o(context.Background(), nil, &containers.Container{}, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Hostname != "box" || s.Domainname != "example.test" {
+		t.Errorf("hostname %q domainname %q", s.Hostname, s.Domainname)
+	}
+	if s.Linux == nil || s.Linux.Sysctl["kernel.domainname"] != "example.test" {
+		t.Errorf("runc 1.1 ignores the domainname field; want sysctl kernel.domainname, got %+v", s.Linux)
+	}
+}
