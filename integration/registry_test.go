@@ -212,8 +212,9 @@ func TestRegistryThatRefusesFailsCleanly(t *testing.T) {
 			ref := host + "/h1/refused:1"
 			r := e.run("pull", ref)
 			wantFailure(t, r, "pull "+ref+": registry "+host+": ")
-			if !strings.Contains(r.stderr, fmt.Sprint(status)) {
-				t.Fatalf("the error does not give the registry's answer %d:\n%s", status, r.stderr)
+			hint := map[int]string{500: "the registry failed on its side", 401: "log in with docker login or add them to ~/.docker/config.json"}[status]
+			if !strings.Contains(r.stderr, fmt.Sprint(status)) || !strings.Contains(r.stderr, hint) {
+				t.Fatalf("the error does not give the registry's answer %d and the hint %q:\n%s", status, hint, r.stderr)
 			}
 			wantNothingStored(t, e)
 

@@ -145,6 +145,8 @@ func registryError(op, ref string, err error) error {
 		hint = " (no such image or tag in that registry)"
 	case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, context.DeadlineExceeded):
 		hint = fmt.Sprintf(" (the registry did not answer in time; raise %s)", EnvRegistryTimeout)
+	case strings.Contains(err.Error(), ": 50"):
+		hint = " (the registry failed on its side; check its logs, or try again)"
 	case strings.Contains(err.Error(), "connection refused"):
 		hint = " (nothing listens there: is the registry running?)"
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
