@@ -23,7 +23,7 @@ FUZZTIME ?= 15s
 
 # Steps run in the order they are listed, also under make -j.
 .NOTPARALLEL:
-.PHONY: deps build images demo test lint test-unit test-fuzz test-integration clean
+.PHONY: deps build images demo test lint test-unit test-fuzz test-integration bench clean
 
 ## deps: the Debian packages (only when one is missing) and the Go modules.
 deps:
@@ -73,8 +73,9 @@ demo: deps build images
 	  $(STACK) -f $(QUICKSTART) ps; \
 	  echo; \
 	  echo "Try:"; \
-	  echo "  curl http://127.0.0.1:8080/                      # hello answers with its hostname and environment"; \
-	  echo "  stack -f $(QUICKSTART) ps"; \
+	  echo "  curl http://127.0.0.1:8080/                             # web answers with its hostname and environment"; \
+	  echo "  curl 'http://127.0.0.1:8080/call?url=api:8080/'         # web calls api by name"; \
+	  echo "  stack -f $(QUICKSTART) plan                 # nothing to change"; \
 	  echo "  stack -f $(QUICKSTART) down"; \
 	else \
 	  $(STACK) image ls; \
@@ -104,21 +105,32 @@ test-fuzz:
 	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
 	done
 
-# A private containerd under a fresh short directory, stopped (and its log
-# tail shown on failure) whatever happens.
-test-integration: build images
-	@ctd=$$(mktemp -d /tmp/sctd.XXXX); export CTD_DIR=$$ctd; \
+# PRIVATE_CTD starts a containerd of its own under a fresh short directory
+# (unix sockets are limited to 108 bytes) for the command that follows it in
+# the same recipe line, and stops it whatever happens, showing its log tail
+# when the command failed.
+PRIVATE_CTD = ctd=$$(mktemp -d /tmp/sctd.XXXX); export CTD_DIR=$$ctd; \
 	trap 'exit 130' INT TERM; \
 	trap 'rc=$$?; \
 	  if [ $$rc -ne 0 ]; then echo "--- containerd log, last 50 lines ($$ctd/containerd.log)" >&2; tail -n 50 "$$ctd/containerd.log" >&2 || true; fi; \
 	  sh integration/containerd.sh stop || true; \
 	  rm -rf "$$ctd" 2>/dev/null || echo "could not remove all of $$ctd" >&2; \
 	  exit $$rc' EXIT; \
-	sh integration/containerd.sh start; \
+	sh integration/containerd.sh start;
+
+test-integration: build images
+	@$(PRIVATE_CTD) \
 	STACK_TEST_CONTAINERD=$$ctd/containerd.sock \
 	STACK_TEST_BIN=$(CURDIR)/bin/stack \
 	STACK_TEST_IMAGES=$(CURDIR)/$(IMAGES_DIR) \
 	$(GO) test -count=1 -timeout 25m ./integration/...
+
+## bench: converge timings against the containerd+CNI floor (integration/bench), on a private containerd.
+## BENCH_FLAGS passes options through, e.g. make bench BENCH_FLAGS='-n 1,10 -runs 3'.
+BENCH_FLAGS ?=
+bench: deps build images
+	@$(PRIVATE_CTD) \
+	$(GO) run ./integration/bench -address $$ctd/containerd.sock -stack $(CURDIR)/bin/stack -images $(CURDIR)/$(IMAGES_DIR) $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin $(IMAGES_DIR)
