@@ -81,8 +81,12 @@ func (f *Fake) StartContainer(ctx context.Context, id string) error {
 	})
 }
 
-// StopContainer stops the container; stopping a stopped one does nothing.
+// StopContainer stops the container; stopping a stopped or missing one does
+// nothing.
 func (f *Fake) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	if f.nameOf(id) == "" {
+		return f.before(ctx, "StopContainer", "", id)
+	}
 	return f.withContainer(ctx, "StopContainer", id, func(c *engine.Container) error {
 		if c.Status == engine.StatusRunning || c.Status == engine.StatusPaused {
 			c.Status, c.Pid, c.ExitCode = engine.StatusExited, 0, 137

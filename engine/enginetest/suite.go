@@ -150,12 +150,17 @@ func (s *suite) createContainer(spec engine.ContainerSpec) string {
 	if id == "" {
 		s.t.Fatalf("CreateContainer(%s) returned an empty ID", spec.Name)
 	}
+	s.removeLater(id)
+	return id
+}
+
+// removeLater stops and removes container id when the test ends.
+func (s *suite) removeLater(id string) {
 	s.t.Cleanup(func() {
 		ctx := context.Background()
 		_ = s.d.StopContainer(ctx, id, s.opts.StopTimeout)
 		_ = s.d.RemoveContainer(ctx, id)
 	})
-	return id
 }
 
 func (s *suite) observe() engine.State {

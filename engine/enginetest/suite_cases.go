@@ -78,7 +78,10 @@ func testContainerLifecycle(s *suite) {
 	if c.Status != engine.StatusCreated {
 		s.t.Errorf("status after create = %q, want created", c.Status)
 	}
-	_, err := s.d.CreateContainer(s.ctx, spec)
+	dup, err := s.d.CreateContainer(s.ctx, spec)
+	if err == nil {
+		s.removeLater(dup)
+	}
 	s.wantErr("CreateContainer with a taken name", err, isAlreadyExists, "ErrAlreadyExists")
 
 	s.wantNil("StartContainer", s.d.StartContainer(s.ctx, id))
@@ -134,11 +137,12 @@ func testRename(s *suite) {
 	s.wantErr("RenameContainer to a taken name", err, isAlreadyExists, "ErrAlreadyExists")
 }
 
-// Start, stop and rename of a container that does not exist are NotFound.
+// Start and rename of a container that does not exist are NotFound; stop
+// and remove of one succeed: it is already down.
 func testMissingContainer(s *suite) {
 	const id = "0000000000000000000000000000000000000000000000000000000000000000"
 	s.wantErr("StartContainer of a missing container", s.d.StartContainer(s.ctx, id), isNotFound, "ErrNotFound")
-	s.wantErr("StopContainer of a missing container", s.d.StopContainer(s.ctx, id, s.opts.StopTimeout), isNotFound, "ErrNotFound")
+	s.wantNil("StopContainer of a missing container", s.d.StopContainer(s.ctx, id, s.opts.StopTimeout))
 	s.wantErr("RenameContainer of a missing container", s.d.RenameContainer(s.ctx, id, s.project+"-x-1"), isNotFound, "ErrNotFound")
 	s.wantNil("RemoveContainer of a missing container", s.d.RemoveContainer(s.ctx, id))
 }
