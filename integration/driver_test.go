@@ -330,6 +330,9 @@ func TestDriverContainerLifecycleLeavesNothing(t *testing.T) {
 	if !strings.HasPrefix(ip, strings.TrimSuffix(net.Subnet, ".0/24")) {
 		t.Fatalf("eth0 address %s is not in %s", ip, net.Subnet)
 	}
+	if got := e.container(id).Addresses[net.Name]; got != ip {
+		t.Fatalf("observed address on %s = %q, want %s", net.Name, got, ip)
+	}
 	hosts := e.mustExec(id, "cat", "/etc/hosts")
 	if !strings.Contains(hosts, ip+"\t"+id[:12]) {
 		t.Fatalf("/etc/hosts lacks %s %s:\n%s", ip, id[:12], hosts)

@@ -1,0 +1,53 @@
+package ctrd
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/stackdev/stack/engine"
+)
+
+func TestChooseSubnetSkipsUsedPrefixes(t *testing.T) {
+	c := &Client{}
+	others := []networkRecord{{Name: "a_default", Subnet: "10.89.1.0/24"}, {Name: "b_default", Subnet: "10.89.2.0/24"}}
+	p, err := c.chooseSubnet(engine.NetworkSpec{Name: "c_default"}, others)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Overlaps(netip.MustParsePrefix("10.89.1.0/24")) || p.Overlaps(netip.MustParsePrefix("10.89.2.0/24")) || !subnetPool.Overlaps(p) || p.Bits() != 24 {
+		t.Fatalf("chose %s", p)
+	}
+}
+
+func TestChooseSubnetOverlapNamesBothNetworks(t *testing.T) {
+	c := &Client{}
+	others := []networkRecord{{Name: "a_default", Subnet: "172.30.0.0/16"}}
+	_, err := c.chooseSubnet(engine.NetworkSpec{Name: "b_default", Subnet: "172.30.5.0/24"}, others)
+	if err == nil || !strings.Contains(err.Error(), "b_default") || !strings.Contains(err.Error(), "a_default") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := c.chooseSubnet(engine.NetworkSpec{Name: "x", Subnet: "not-a-cidr"}, nil); err == nil {
+		t.Fatal("an invalid subnet was accepted")
+	}
+}
+
+func TestRoutePrefixesParsesTheHostTable(t *testing.T) {
+	for _, u := range routePrefixes() {
+		if u.prefix.Bits() == 0 || !u.prefix.IsValid() || !strings.HasPrefix(u.owner, "host route on ") {
+			t.Errorf("bad route prefix %+v", u)
+		}
+	}
+}
+
+func TestBridgeNameFitsLinux(t *testing.T) {
+	c := &Client{opts: Options{StateDir: "/var/lib/stack"}}
+	a, b := c.bridgeName("demo_default"), c.bridgeName("demo_back")
+	if len(a) > 15 || a == b || !strings.HasPrefix(a, "stk") {
+		t.Fatalf("bridge names %q %q", a, b)
+	}
+	other := &Client{opts: Options{StateDir: "/tmp/other"}}
+	if other.bridgeName("demo_default") == a {
+		t.Fatal("two state directories share a bridge name")
+	}
+}
