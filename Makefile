@@ -8,13 +8,14 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 export PATH := /usr/local/go/bin:$(PATH)
 
-GO         ?= go
-PACKAGES   := containerd runc containernetworking-plugins iptables busybox-static docker-registry ca-certificates
-VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo dev)
-IMAGES_DIR := examples/images/out
-IMAGES     := $(IMAGES_DIR)/busybox.oci.tar $(IMAGES_DIR)/hello.oci.tar
-STACK      := /usr/local/bin/stack
-QUICKSTART := examples/quickstart/compose.yaml
+GO             ?= go
+PACKAGES       := containerd runc containernetworking-plugins iptables busybox-static docker-registry ca-certificates
+VERSION        := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+IMAGES_DIR     := examples/images/out
+IMAGES         := $(IMAGES_DIR)/busybox.oci.tar $(IMAGES_DIR)/hello.oci.tar
+STACK          := /usr/local/bin/stack
+QUICKSTART_DIR := examples/quickstart
+QUICKSTART     := $(QUICKSTART_DIR)/compose.yaml
 
 # Fuzz targets `make test` runs, as package:FuzzName pairs, e.g.
 #   FUZZ := ./compose:FuzzLoad ./netdns:FuzzServeDNS
@@ -73,10 +74,10 @@ demo: deps build images
 	  $(STACK) -f $(QUICKSTART) ps; \
 	  echo; \
 	  echo "Try:"; \
-	  echo "  curl http://127.0.0.1:8080/                             # web answers with its hostname and environment"; \
-	  echo "  curl 'http://127.0.0.1:8080/call?url=api:8080/'         # web calls api by name"; \
-	  echo "  stack -f $(QUICKSTART) plan                 # nothing to change"; \
-	  echo "  stack -f $(QUICKSTART) down"; \
+	  echo "  curl http://127.0.0.1:8080/                       # web: its hostname and environment"; \
+	  echo "  curl 'http://127.0.0.1:8080/call?url=api:8080/'   # web calls api by name"; \
+	  echo "  cd $(QUICKSTART_DIR) && stack plan              # nothing to change"; \
+	  echo "  cd $(QUICKSTART_DIR) && stack down"; \
 	else \
 	  $(STACK) image ls; \
 	  echo; \
