@@ -52,6 +52,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	a.bindGlobalFlags(root)
+	root.PersistentPreRun = func(*cobra.Command, []string) { quietContainerdLog(a) }
 	root.AddCommand(
 		newVersionCommand(a),
 		newDoctorCommand(a),
