@@ -3,6 +3,7 @@ package ctrd
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -20,7 +21,7 @@ type specInput struct {
 	spec     engine.ContainerSpec
 	image    containerd.Image
 	imageCfg ocispec.ImageConfig
-	mounts   []specs.Mount
+	mounts   []specs.Mount // includes the init binary when the spec asks for one
 	// namespaces to join instead of creating (network, ipc, pid).
 	namespaces []specs.LinuxNamespace
 	hostNS     []specs.LinuxNamespaceType
@@ -45,6 +46,23 @@ func specOpts(in specInput) ([]oci.SpecOpts, error) {
 	return opts, nil
 }
 
+// initTarget is where the init binary is mounted, as Docker does.
+const initTarget = "/sbin/docker-init"
+
+// initBinaries are static init programs that reap zombies and forward
+// signals, in order of preference; Debian's tini package ships tini-static.
+var initBinaries = []string{"docker-init", "tini-static", "catatonit"}
+
+// initMount finds a static init on the host and mounts it read-only.
+func initMount() (specs.Mount, error) {
+	for _, name := range initBinaries {
+		if path, err := exec.LookPath(name); err == nil {
+			return specs.Mount{Type: "bind", Source: path, Destination: initTarget, Options: []string{"rbind", "ro", "rprivate"}}, nil
+		}
+	}
+	return specs.Mount{}, fmt.Errorf("init: true needs a static init on the host (%s): apt-get install tini", strings.Join(initBinaries, ", "))
+}
+
 // processArgs applies Docker's rules: a service entrypoint replaces the
 // image's entrypoint and drops its command; a service command replaces the
 // image's command.
@@ -66,7 +84,7 @@ func processOpts(in specInput) ([]oci.SpecOpts, error) {
 		return nil, fmt.Errorf("container %s: no command: the image %s has none and the service sets neither entrypoint nor command", in.spec.Name, in.spec.Image)
 	}
 	if p.Init {
-		return nil, fmt.Errorf("container %s: init: true is not supported yet (no init binary on this host)", in.spec.Name)
+		args = append([]string{initTarget, "--"}, args...)
 	}
 	hostname := containerHostname(in.id, in.spec)
 	opts := []oci.SpecOpts{
@@ -209,13 +227,23 @@ func securityOpts(sec engine.Security) []oci.SpecOpts {
 	if sec.ReadOnlyRootfs {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
-	if sec.NoNewPrivileges {
-		opts = append(opts, oci.WithNoNewPrivileges)
-	}
+	// containerd's default spec sets no_new_privs; Docker's does not, and
+	// setuid programs must work unless security_opt asks otherwise.
+	opts = append(opts, withNoNewPrivileges(sec.NoNewPrivileges))
 	if len(sec.Sysctls) > 0 {
 		opts = append(opts, withSysctls(sec.Sysctls))
 	}
 	return opts
+}
+
+func withNoNewPrivileges(on bool) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Process == nil {
+			s.Process = &specs.Process{}
+		}
+		s.Process.NoNewPrivileges = on
+		return nil
+	}
 }
 
 // capNames normalises "net_admin" and "NET_ADMIN" to "CAP_NET_ADMIN".

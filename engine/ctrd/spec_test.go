@@ -33,3 +33,17 @@ func TestDomainnameIsAlsoSetThroughTheUTSSysctl(t *testing.T) {
 		t.Errorf("runc 1.1 ignores the domainname field; want sysctl kernel.domainname, got %+v", s.Linux)
 	}
 }
+
+func TestNoNewPrivilegesOnlyWhenAsked(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		s := &oci.Spec{Process: &specs.Process{NoNewPrivileges: true}} // containerd's default
+		for _, o := range securityOpts(engine.Security{NoNewPrivileges: on}) {
+			if err := o(context.Background(), nil, &containers.Container{}, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s.Process.NoNewPrivileges != on {
+			t.Errorf("security_opt no-new-privileges=%v gave NoNewPrivileges=%v", on, s.Process.NoNewPrivileges)
+		}
+	}
+}
