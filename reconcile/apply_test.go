@@ -137,12 +137,7 @@ func TestApplyFailureSkipsDependentsWhileIndependentBranchesFinish(t *testing.T)
 	)
 	f := enginetest.NewFake()
 	boom := errors.New("disk full")
-	f.Before = func(_ context.Context, c enginetest.Call) error {
-		if c.Method == "StartContainer" && c.Name == "demo-db-1" {
-			return boom
-		}
-		return nil
-	}
+	f.FailOn("StartContainer", "demo-db-1", boom)
 	var log eventLog
 	p, err := converge(t, f, d, Options{}, ApplyOptions{Parallel: 2, OnEvent: log.add})
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "start container demo-db-1: disk full") {

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -453,4 +454,21 @@ func TestAnotherHashVersionIsNotAChange(t *testing.T) {
 		~ container demo-web-1 (environment changed: A)
 
 		Plan: 0 to add, 1 to change, 0 to remove.`)
+}
+
+func TestComputeDoesNotChangeItsInputs(t *testing.T) {
+	d := webAndDB("A=1")
+	d.Services[1].Replicas = 3
+	st := observed(webAndDB())
+	container(t, &st, "demo-web-2").Status = engine.StatusExited
+	compute(t, d, st, Options{RemoveOrphans: true})
+	compute(t, d, engine.State{}, Options{})
+
+	wantD := webAndDB("A=1")
+	wantD.Services[1].Replicas = 3
+	wantSt := observed(webAndDB())
+	container(t, &wantSt, "demo-web-2").Status = engine.StatusExited
+	if !reflect.DeepEqual(d, wantD) || !reflect.DeepEqual(st, wantSt) {
+		t.Error("Compute changed the desired or observed state it was given")
+	}
 }

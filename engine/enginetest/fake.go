@@ -242,3 +242,14 @@ func containerLabels(spec engine.ContainerSpec) map[string]string {
 	l[engine.LabelName] = spec.Name
 	return l
 }
+
+// FailOn makes every call of method on the resource named name fail with
+// err ("" matches any name). It replaces Before.
+func (f *Fake) FailOn(method, name string, err error) {
+	f.Before = func(_ context.Context, c Call) error {
+		if c.Method == method && (name == "" || c.Name == name) {
+			return err
+		}
+		return nil
+	}
+}
