@@ -711,3 +711,28 @@ func TestDriverRemoveFinishesAfterTheTaskVanished(t *testing.T) {
 	}
 	e.assertGone(c.ID, ip, n)
 }
+
+func TestDriverInitRunsAsPID1(t *testing.T) {
+	if _, err := exec.LookPath("tini-static"); err != nil {
+		if _, err := exec.LookPath("docker-init"); err != nil {
+			t.Skip("no static init on this host (apt-get install tini)")
+		}
+	}
+	e := newDriverEnv(t)
+	spec := e.spec("app")
+	spec.Network.Mode = "none"
+	spec.Process.Init = true
+	c := e.run(spec)
+	cmdline := e.mustExec(c.ID, "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline")
+	if !strings.HasPrefix(cmdline, "/sbin/docker-init -- sleep 3600") {
+		t.Fatalf("PID 1 is %q, want the init running sleep", cmdline)
+	}
+	// With an init, SIGTERM ends the container without waiting for SIGKILL.
+	start := time.Now()
+	if err := e.d.StopContainer(e.ctx, c.ID, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("stop took %v: the init did not forward SIGTERM", took)
+	}
+}

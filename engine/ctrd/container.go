@@ -80,8 +80,17 @@ func (c *Client) prepare(ctx context.Context, id string, spec engine.ContainerSp
 	if err := c.resolveNamespaces(ctx, &in); err != nil {
 		return in, err
 	}
-	in.mounts, err = c.buildMounts(ctx, id, spec, in.hostNS)
-	return in, err
+	if in.mounts, err = c.buildMounts(ctx, id, spec, in.hostNS); err != nil {
+		return in, err
+	}
+	if spec.Process.Init {
+		m, err := initMount()
+		if err != nil {
+			return in, err
+		}
+		in.mounts = append(in.mounts, m)
+	}
+	return in, nil
 }
 
 func (c *Client) containerOpts(ctx context.Context, in specInput, digest string) ([]containerd.NewContainerOpts, error) {

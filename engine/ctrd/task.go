@@ -54,7 +54,7 @@ func (c *Client) StartContainer(ctx context.Context, id string) (retErr error) {
 	if err := c.setupNetwork(ctx, id, spec, &rr); err != nil {
 		return fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
-	task, err := ctr.NewTask(ctx, logFile(c.LogPath(id), spec.Process.TTY))
+	task, err := ctr.NewTask(ctx, c.taskIO(id, spec))
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
@@ -114,6 +114,15 @@ func (c *Client) reuseTask(ctx context.Context, ctr containerd.Container) (bool,
 // LogPath is the file the container's shim writes its stdout and stderr to
 // (interleaved; with a TTY, the terminal's output).
 func (c *Client) LogPath(id string) string { return c.containerDir(id, id+".log") }
+
+// taskIO is where the task's output goes: nowhere for the "none" log driver,
+// else the log file.
+func (c *Client) taskIO(id string, spec engine.ContainerSpec) cio.Creator {
+	if spec.Logging.Driver == "none" {
+		return cio.NullIO
+	}
+	return logFile(c.LogPath(id), spec.Process.TTY)
+}
 
 // logFile is cio.LogFile: the shim, not this process, owns the file, so the
 // task outlives the CLI. The shim copies a terminal only to a fifo or a
