@@ -46,6 +46,10 @@ type Container struct {
 	Ports      []PortBinding
 	Health     string            // "", starting, healthy, unhealthy
 	Addresses  map[string]string // network name → IPv4 address, while running
+	// Aliases are the names the container answers to on each network
+	// (network name → aliases, as created), for the DNS server.
+	Aliases  map[string][]string
+	Hostname string // as the container sees it (the service's, else the short ID)
 }
 
 // Network is one observed network.

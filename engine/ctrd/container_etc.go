@@ -35,7 +35,7 @@ func (c *Client) etcMounts(ctx context.Context, id string, spec engine.Container
 			etcBind(c.containerDir(target, "resolv.conf"), "/etc/resolv.conf"),
 		}, nil
 	}
-	if err := os.WriteFile(c.containerDir(id, "resolv.conf"), resolvConf(spec.Network), 0o644); err != nil {
+	if err := os.WriteFile(c.containerDir(id, "resolv.conf"), c.resolvConf(spec), 0o644); err != nil {
 		return nil, err
 	}
 	if err := c.writeHosts(id, spec, nil); err != nil {
@@ -56,23 +56,37 @@ func etcBind(src, dst string) specs.Mount {
 	return specs.Mount{Type: "bind", Source: src, Destination: dst, Options: []string{"rbind", "rw", "rprivate"}}
 }
 
-// resolvConf uses the service's dns settings, else the host's nameservers
-// that a container can reach (not loopback) and its search domains.
-func resolvConf(n engine.NetworkConfig) []byte {
-	servers, search, opts := n.DNS, n.DNSSearch, n.DNSOptions
-	if len(servers) == 0 || len(search) == 0 || len(opts) == 0 {
-		hs, hsearch, hopts := hostResolv()
-		if len(servers) == 0 {
-			servers = hs
-		}
-		if len(search) == 0 {
-			search = hsearch
-		}
+// resolvConf points a container at the stack daemon's DNS server on the
+// gateway of its first network, with the host's search domains and ndots:0
+// (single names are asked as they are), as Docker does with 127.0.0.11. The
+// service's dns servers replace the gateway, like Docker's --dns. A
+// container without a network of its own (network_mode none) gets no
+// nameserver.
+func (c *Client) resolvConf(spec engine.ContainerSpec) []byte {
+	n := spec.Network
+	_, hsearch, hopts := hostResolv()
+	search := n.DNSSearch
+	if len(search) == 0 {
+		search = hsearch
+	}
+	servers, opts := n.DNS, n.DNSOptions
+	switch {
+	case len(servers) > 0:
 		if len(opts) == 0 {
 			opts = hopts
 		}
+	case !ownsNetNS(spec):
+		servers, search, opts = nil, nil, nil
+	default:
+		if gw := c.hostGateway(spec, nil); gw != "" {
+			servers = []string{gw}
+		}
+		opts = withNdots0(opts)
 	}
 	var b bytes.Buffer
+	if len(servers) == 0 {
+		b.WriteString("# network_mode none: no DNS server\n")
+	}
 	for _, s := range servers {
 		fmt.Fprintf(&b, "nameserver %s\n", s)
 	}
@@ -83,6 +97,16 @@ func resolvConf(n engine.NetworkConfig) []byte {
 		fmt.Fprintf(&b, "options %s\n", strings.Join(opts, " "))
 	}
 	return b.Bytes()
+}
+
+// withNdots0 adds ndots:0 unless the service sets ndots itself.
+func withNdots0(opts []string) []string {
+	for _, o := range opts {
+		if strings.HasPrefix(o, "ndots:") {
+			return opts
+		}
+	}
+	return append([]string{"ndots:0"}, opts...)
 }
 
 func hostResolv() (servers, search, opts []string) {

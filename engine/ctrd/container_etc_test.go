@@ -10,10 +10,36 @@ import (
 )
 
 func TestResolvConfUsesServiceSettings(t *testing.T) {
-	got := string(resolvConf(engine.NetworkConfig{DNS: []string{"192.0.2.53"}, DNSSearch: []string{"example.com"}, DNSOptions: []string{"ndots:2"}}))
+	c := &Client{opts: Options{StateDir: t.TempDir()}}
+	spec := engine.ContainerSpec{Network: engine.NetworkConfig{DNS: []string{"192.0.2.53"}, DNSSearch: []string{"example.com"}, DNSOptions: []string{"ndots:2"}}}
+	got := string(c.resolvConf(spec))
 	want := "nameserver 192.0.2.53\nsearch example.com\noptions ndots:2\n"
 	if got != want {
 		t.Fatalf("resolv.conf = %q, want %q", got, want)
+	}
+}
+
+func TestResolvConfPointsAtTheFirstNetworksGateway(t *testing.T) {
+	c := &Client{opts: Options{StateDir: t.TempDir()}}
+	if err := writeJSON(c.networkPath("p_back"), networkRecord{Name: "p_back", Subnet: "10.89.7.0/24", Gateway: "10.89.7.1"}); err != nil {
+		t.Fatal(err)
+	}
+	spec := engine.ContainerSpec{Network: engine.NetworkConfig{
+		Networks:  []engine.NetworkAttachment{{Network: "p_back"}, {Network: "p_front"}},
+		DNSSearch: []string{"corp.example"},
+	}}
+	got := string(c.resolvConf(spec))
+	want := "nameserver 10.89.7.1\nsearch corp.example\noptions ndots:0\n"
+	if got != want {
+		t.Fatalf("resolv.conf = %q, want %q", got, want)
+	}
+}
+
+func TestResolvConfWithoutANetworkHasNoNameserver(t *testing.T) {
+	c := &Client{opts: Options{StateDir: t.TempDir()}}
+	got := string(c.resolvConf(engine.ContainerSpec{Network: engine.NetworkConfig{Mode: "none"}}))
+	if strings.Contains(got, "nameserver ") {
+		t.Fatalf("network_mode none: resolv.conf = %q, want no nameserver", got)
 	}
 }
 

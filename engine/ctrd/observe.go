@@ -101,6 +101,15 @@ func (c *Client) observeContainer(info containers.Container, proc *task.Process)
 	ctr.Command = processCommand(info)
 	for _, na := range spec.Network.Networks {
 		ctr.Networks = append(ctr.Networks, na.Network)
+		if len(na.Aliases) > 0 {
+			if ctr.Aliases == nil {
+				ctr.Aliases = map[string][]string{}
+			}
+			ctr.Aliases[na.Network] = na.Aliases
+		}
+	}
+	if ownsNetNS(spec) {
+		ctr.Hostname = containerHostname(info.ID, spec)
 	}
 	for _, m := range spec.Mounts {
 		if m.Type == engine.MountVolume && m.Source != "" {
