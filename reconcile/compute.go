@@ -65,7 +65,9 @@ type planner struct {
 	selected map[string]bool
 	warnings []string
 
-	images  map[string]engine.PullPolicy // image → policy, for the images to pull
+	mine    []engine.Container            // the project's containers
+	bySvc   map[string][]engine.Container // the project's non-one-off containers by service
+	images  map[string]engine.PullPolicy  // image → policy, for the images to pull
 	nets    map[string]*resource
 	vols    map[string]*resource
 	units   map[string][]*unit // by service
@@ -96,6 +98,13 @@ func newPlanner(x desiredIndex, st engine.State, opts Options) *planner {
 		dependents: x.dependents(),
 	}
 	p.targeted, p.selected = x.selection(opts)
+	p.mine = st.ProjectContainers(p.project)
+	p.bySvc = map[string][]engine.Container{}
+	for _, c := range p.mine {
+		if !c.OneOff {
+			p.bySvc[c.Service] = append(p.bySvc[c.Service], c)
+		}
+	}
 	return p
 }
 

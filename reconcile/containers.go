@@ -127,12 +127,7 @@ func (p *planner) classifyService(s *service) {
 // existing returns the service's non-one-off containers by number, the one
 // already named as desired first among equal numbers.
 func (p *planner) existing(svc string) []engine.Container {
-	var out []engine.Container
-	for _, c := range p.st.ProjectContainers(p.project) {
-		if c.Service == svc && !c.OneOff {
-			out = append(out, c)
-		}
-	}
+	out := slices.Clone(p.bySvc[svc])
 	s := p.x.services[svc]
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -251,7 +246,7 @@ func (p *planner) isOrphan(c engine.Container) bool {
 // findOrphans removes the orphans with RemoveOrphans, else warns about them.
 func (p *planner) findOrphans() {
 	var names []string
-	for _, c := range p.st.ProjectContainers(p.project) {
+	for _, c := range p.mine {
 		if !p.isOrphan(c) {
 			continue
 		}

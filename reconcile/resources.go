@@ -64,7 +64,7 @@ func (p *planner) checkNetworks() error {
 // does not remove are on it.
 func (p *planner) changedNetwork(name string) resStatus {
 	var blockers []string
-	for _, c := range p.st.ProjectContainers(p.project) {
+	for _, c := range p.mine {
 		if !slices.Contains(c.Networks, name) || p.willRemove(c) {
 			continue
 		}
