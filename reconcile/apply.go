@@ -82,6 +82,7 @@ type executor struct {
 	opts       ApplyOptions
 	indeg      []int
 	dependents [][]int
+	followers  [][]int // steps that only follow, see Step.After
 	ready      []int
 	blocked    []error  // why a step will be skipped
 	created    []string // container IDs returned by create steps
@@ -103,16 +104,20 @@ func newExecutor(d engine.Driver, p Plan, opts ApplyOptions) *executor {
 		d: d, steps: p.Steps, opts: opts,
 		indeg:      make([]int, n),
 		dependents: make([][]int, n),
+		followers:  make([][]int, n),
 		blocked:    make([]error, n),
 		created:    make([]string, n),
 		results:    make(chan result),
 	}
 	for _, s := range p.Steps {
-		x.indeg[s.ID] = len(s.Waits)
+		x.indeg[s.ID] = len(s.Waits) + len(s.After)
 		for _, w := range s.Waits {
 			x.dependents[w] = append(x.dependents[w], s.ID)
 		}
-		if len(s.Waits) == 0 {
+		for _, w := range s.After {
+			x.followers[w] = append(x.followers[w], s.ID)
+		}
+		if x.indeg[s.ID] == 0 {
 			x.ready = append(x.ready, s.ID)
 		}
 	}
@@ -222,9 +227,16 @@ func (x *executor) release(id int, cause error) {
 		if cause != nil && x.blocked[dep] == nil {
 			x.blocked[dep] = cause
 		}
-		if x.indeg[dep]--; x.indeg[dep] == 0 {
-			x.ready = append(x.ready, dep)
-		}
+		x.countDown(dep)
+	}
+	for _, f := range x.followers[id] {
+		x.countDown(f)
+	}
+}
+
+func (x *executor) countDown(id int) {
+	if x.indeg[id]--; x.indeg[id] == 0 {
+		x.ready = append(x.ready, id)
 	}
 }
 

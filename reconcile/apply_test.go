@@ -360,3 +360,25 @@ func TestPlanSaysWhatChangedWhenTheContainerRecordsItsConcerns(t *testing.T) {
 
 		Plan: 1 to pull, 0 to add, 2 to change, 0 to remove.`)
 }
+
+func TestApplyRunsADependentWhoseDependencyIsNotRequiredAndFailed(t *testing.T) {
+	d := demo(
+		svcDef{name: "metrics"},
+		svcDef{name: "web", deps: []engine.Dependency{{Service: "metrics", Condition: "service_started", Required: false}}},
+	)
+	f := enginetest.NewFake()
+	boom := errors.New("no metrics today")
+	f.FailOn("StartContainer", "demo-metrics-1", boom)
+	var log eventLog
+	p, err := converge(t, f, d, Options{}, ApplyOptions{OnEvent: log.add})
+	if !errors.Is(err, boom) {
+		t.Fatalf("error %v, want the metrics failure", err)
+	}
+	if !strings.Contains(p.Graph(), "create-container demo-web-1 <- #0 #1 after #3") {
+		t.Errorf("web does not only follow metrics:\n%s", p.Graph())
+	}
+	st, _ := f.Observe(t.Context(), "demo")
+	if web := container(t, &st, "demo-web-1"); web.Status != engine.StatusRunning {
+		t.Errorf("web is %s, want running although metrics failed", web.Status)
+	}
+}

@@ -35,7 +35,7 @@ func (b *builder) add(ch int, s Step, waits ...int) int {
 	if s.Reason == "" && ch >= 0 {
 		s.Reason = b.changes[ch].Reason
 	}
-	s.Waits = nil
+	s.Waits, s.After = nil, nil
 	b.steps = append(b.steps, s)
 	if ch >= 0 {
 		b.changes[ch].Steps = append(b.changes[ch].Steps, s.ID)
@@ -60,6 +60,19 @@ func (b *builder) wait(id int, deps ...int) {
 			continue
 		}
 		b.steps[id].Waits = append(b.steps[id].Waits, d)
+		b.steps[id].After = slices.DeleteFunc(b.steps[id].After, func(a int) bool { return a == d })
+	}
+}
+
+// after makes step id follow deps without depending on their success; a
+// step it already waits for stays a wait.
+func (b *builder) after(id int, deps ...int) {
+	for _, d := range deps {
+		s := &b.steps[id]
+		if d < 0 || d == id || slices.Contains(s.Waits, d) || slices.Contains(s.After, d) {
+			continue
+		}
+		s.After = append(s.After, d)
 	}
 }
 
@@ -96,6 +109,7 @@ func (b *builder) plan(warnings []string) Plan {
 			s.Change = newIndex[s.Change]
 		}
 		slices.Sort(s.Waits)
+		slices.Sort(s.After)
 		p.Steps = append(p.Steps, s)
 	}
 	p.dropEmptyChanges()

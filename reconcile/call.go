@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/stackdev/stack/engine"
@@ -78,7 +79,7 @@ func (p Plan) Validate() error {
 			return fmt.Errorf("invalid plan: step at position %d has ID %d", i, s.ID)
 		}
 		seen := map[int]bool{}
-		for _, w := range s.Waits {
+		for _, w := range slices.Concat(s.Waits, s.After) {
 			if w < 0 || w >= n || w == i || seen[w] {
 				return fmt.Errorf("invalid plan: step #%d waits for #%d (out of range, itself or twice)", i, w)
 			}
@@ -117,11 +118,12 @@ func (p Plan) checkAcyclic() error {
 	dependents := make([][]int, len(p.Steps))
 	var ready []int
 	for _, s := range p.Steps {
-		indeg[s.ID] = len(s.Waits)
-		for _, w := range s.Waits {
+		edges := slices.Concat(s.Waits, s.After)
+		indeg[s.ID] = len(edges)
+		for _, w := range edges {
 			dependents[w] = append(dependents[w], s.ID)
 		}
-		if len(s.Waits) == 0 {
+		if len(edges) == 0 {
 			ready = append(ready, s.ID)
 		}
 	}

@@ -223,25 +223,31 @@ func (p *planner) linkUnit(u *unit) {
 		}
 	}
 	if u.entry >= 0 {
-		p.b.wait(u.entry, p.dependencyWaits(u.svc)...)
+		hard, soft := p.dependencyWaits(u.svc)
+		p.b.wait(u.entry, hard...)
+		p.b.after(u.entry, soft...)
 	}
 }
 
 // dependencyWaits are the steps a service's first steps wait for: the last
-// steps of each dependency, or a wait step for a health condition.
-func (p *planner) dependencyWaits(s *service) []int {
-	var out []int
+// steps of each dependency, or a wait step for a health condition. Those of
+// a dependency that is not required only order (soft).
+func (p *planner) dependencyWaits(s *service) (hard, soft []int) {
 	for _, d := range s.deps {
-		ready := p.ready(d.Service)
-		if d.Condition == "" || d.Condition == "service_started" {
-			out = append(out, ready...)
-			continue
+		ids := p.ready(d.Service)
+		if d.Condition != "" && d.Condition != "service_started" {
+			ids = nil
+			if w := p.waitStep(d.Service, d.Condition, p.ready(d.Service)); w >= 0 {
+				ids = []int{w}
+			}
 		}
-		if w := p.waitStep(d.Service, d.Condition, ready); w >= 0 {
-			out = append(out, w)
+		if d.Required {
+			hard = append(hard, ids...)
+		} else {
+			soft = append(soft, ids...)
 		}
 	}
-	return out
+	return hard, soft
 }
 
 // ready are the steps after which a service counts as started.

@@ -50,7 +50,10 @@ type Step struct {
 	Resource string // the name a user knows: container, network, volume or image
 	Reason   string // for humans only; Apply never reads it
 	Waits    []int  // IDs of the Steps that must succeed first
-	Change   int    // index in Plan.Changes of the line it belongs to; -1 for none
+	// After are Steps it only follows: it runs once they ended, even if they
+	// failed (a depends_on with required: false).
+	After  []int
+	Change int // index in Plan.Changes of the line it belongs to; -1 for none
 
 	Image     string               // pull-image, remove-image
 	Pull      engine.PullPolicy    // pull-image
@@ -159,6 +162,12 @@ func (p Plan) Graph() string {
 		if len(s.Waits) > 0 {
 			b.WriteString(" <-")
 			for _, w := range s.Waits {
+				fmt.Fprintf(&b, " #%d", w)
+			}
+		}
+		if len(s.After) > 0 {
+			b.WriteString(" after")
+			for _, w := range s.After {
 				fmt.Fprintf(&b, " #%d", w)
 			}
 		}

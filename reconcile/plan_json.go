@@ -28,6 +28,7 @@ type jsonStep struct {
 	Resource  string        `json:"resource"`
 	Reason    string        `json:"reason,omitempty"`
 	Waits     []int         `json:"waits"`
+	After     []int         `json:"after,omitempty"`
 	Change    int           `json:"change"`
 	Target    *Ref          `json:"target,omitempty"`
 	Targets   []Ref         `json:"targets,omitempty"`
@@ -63,7 +64,7 @@ func (p Plan) JSON() ([]byte, error) {
 }
 
 func (s Step) toJSON() jsonStep {
-	j := jsonStep{ID: s.ID, Kind: s.Kind, Resource: s.Resource, Reason: s.Reason, Waits: s.Waits, Change: s.Change,
+	j := jsonStep{ID: s.ID, Kind: s.Kind, Resource: s.Resource, Reason: s.Reason, Waits: s.Waits, After: s.After, Change: s.Change,
 		Targets: s.Targets, Image: s.Image, Policy: string(s.Pull), Timeout: s.Timeout, Condition: s.Condition}
 	if j.Waits == nil {
 		j.Waits = []int{}

@@ -215,7 +215,7 @@ func TestRestartTrueDependentsAreStoppedAndStartedAroundTheReplace(t *testing.T)
 	def := func(env ...string) compose.Desired {
 		return demo(
 			svcDef{name: "db", env: env},
-			svcDef{name: "web", deps: []engine.Dependency{{Service: "db", Condition: "service_started", Restart: true}}},
+			svcDef{name: "web", deps: []engine.Dependency{{Service: "db", Condition: "service_started", Restart: true, Required: true}}},
 			svcDef{name: "worker", deps: []engine.Dependency{dep("db")}},
 		)
 	}

@@ -37,6 +37,7 @@ func genProject(t *rapid.T, label string) compose.Desired {
 					Service:   serviceNames[j],
 					Condition: rapid.SampledFrom([]string{"service_started", "service_healthy"}).Draw(t, fmt.Sprintf("%s.%s.cond%d", label, name, j)),
 					Restart:   rapid.Bool().Draw(t, fmt.Sprintf("%s.%s.restart%d", label, name, j)),
+					Required:  rapid.IntRange(0, 3).Draw(t, fmt.Sprintf("%s.%s.required%d", label, name, j)) > 0,
 				})
 			}
 		}
