@@ -313,3 +313,15 @@ func mustReadlink(t *testing.T, path string) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// networkNamed observes the project's network with the given full name.
+func networkNamed(t *testing.T, p *projectEnv, name string) engine.Network {
+	t.Helper()
+	for _, n := range p.observe().Networks {
+		if n.Name == name {
+			return n
+		}
+	}
+	t.Fatalf("network %s not observed", name)
+	return engine.Network{}
+}
