@@ -27,6 +27,7 @@ var importRules = []importRule{
 	{pkg: "reconcile", forbidden: []string{"github.com/containerd/containerd", "github.com/containernetworking", "github.com/miekg/dns"}, onlyModule: []string{"compose", "engine"}},
 	{pkg: "engine/enginetest", forbidden: []string{"github.com/containerd/containerd", "github.com/containernetworking", "github.com/compose-spec", "github.com/miekg/dns"}, onlyModule: []string{"engine"}},
 	{pkg: "engine/ctrd", forbidden: []string{"github.com/compose-spec", "github.com/miekg/dns"}, onlyModule: []string{"engine"}},
+	{pkg: "daemon", forbidden: []string{"github.com/containerd/containerd", "github.com/containernetworking", "github.com/compose-spec"}, onlyModule: []string{"engine", "netdns"}},
 	{pkg: "netdns", forbidden: []string{"github.com/containerd/containerd", "github.com/containernetworking", "github.com/compose-spec"}, onlyModule: []string{}},
 }
 

@@ -1,0 +1,399 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/stackdev/stack/engine"
+	"github.com/stackdev/stack/netdns"
+)
+
+// Source is what the daemon needs from the engine: one observation of every
+// project, and a stream of change notifications (engine/ctrd.Client has
+// both). Events blocks until ctx is done or the stream breaks.
+type Source interface {
+	Observe(ctx context.Context, project string) (engine.State, error)
+	Events(ctx context.Context, fn func(engine.Event)) error
+}
+
+// Defaults.
+const (
+	DefaultSocket     = "/run/stack/stack.sock"
+	DefaultResolvConf = "/etc/resolv.conf"
+	DefaultDNSPort    = 53
+	// DefaultDebounce is how long a burst of events is collected before the
+	// one Observe it causes.
+	DefaultDebounce = 10 * time.Millisecond
+	// DefaultResync is how often the daemon observes without an event: it
+	// catches what events cannot tell (a network record written to the
+	// state directory) and anything missed while resubscribing.
+	DefaultResync = 2 * time.Second
+)
+
+// ErrStateDirGone ends Run when the state directory the daemon serves has
+// been removed: there is nothing left to serve.
+var ErrStateDirGone = errors.New("the state directory was removed")
+
+// Info identifies what a daemon serves; status shows it and the CLI checks
+// it before trusting a daemon that answers on its socket.
+type Info struct {
+	Namespace  string `json:"namespace"`
+	Containerd string `json:"containerd"`
+	StateDir   string `json:"stateDir"`
+	Socket     string `json:"socket"`
+}
+
+// Config tunes a Daemon. Source is required.
+type Config struct {
+	Source Source
+	Info   Info
+	// DNSPort is the port listened on at each gateway: 0 means 53, -1 any
+	// free port (tests without root's port 53).
+	DNSPort int
+	TTL     time.Duration // of local answers; 0 means netdns.DefaultTTL
+	// Upstreams, when set, replace the host's resolvers (STACK_DNS_UPSTREAMS).
+	Upstreams []netip.AddrPort
+	// ResolvConf is the host's resolver file, re-read when it changes.
+	ResolvConf string
+	Debounce   time.Duration
+	Resync     time.Duration
+	// StateDir, when set, is watched: Run returns ErrStateDirGone once it
+	// no longer exists.
+	StateDir string
+	Logger   *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.DNSPort == 0 {
+		c.DNSPort = DefaultDNSPort
+	}
+	if c.DNSPort < 0 {
+		c.DNSPort = 0
+	}
+	if c.ResolvConf == "" {
+		c.ResolvConf = DefaultResolvConf
+	}
+	if c.Debounce <= 0 {
+		c.Debounce = DefaultDebounce
+	}
+	if c.Resync <= 0 {
+		c.Resync = DefaultResync
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Daemon serves DNS for what the Source shows and answers status requests.
+type Daemon struct {
+	cfg   Config
+	dns   *netdns.Server
+	log   *slog.Logger
+	since time.Time
+
+	poke     chan struct{}      // an event arrived; capacity 1
+	requests chan chan struct{} // explicit refreshes (the CLI after up)
+	// listeners is owned by the refresh loop.
+	listeners map[string]listenState
+
+	mu        sync.Mutex
+	state     engine.State
+	endpoints []netdns.Endpoint
+	listening map[string]listenState // by network: a copy for status
+	stats     RefreshStats
+	pending   time.Time // earliest event not yet in the answers
+	eventsErr string
+	resolv    netdns.ResolvConf
+	resolvErr string
+}
+
+type listenState struct {
+	want  netdns.Listener
+	bound netip.AddrPort
+	err   string
+}
+
+// New returns a Daemon that serves nothing until Run.
+func New(cfg Config) *Daemon {
+	cfg = cfg.withDefaults()
+	return &Daemon{
+		cfg:       cfg,
+		dns:       netdns.New(netdns.Config{TTL: cfg.TTL, Upstreams: cfg.Upstreams, Logger: cfg.Logger}),
+		log:       cfg.Logger,
+		since:     time.Now(),
+		poke:      make(chan struct{}, 1),
+		requests:  make(chan chan struct{}),
+		listeners: map[string]listenState{},
+	}
+}
+
+// DNS is the daemon's DNS server (tests ask it what it answers).
+func (d *Daemon) DNS() *netdns.Server { return d.dns }
+
+// Run follows the engine, serves DNS and, when api is not nil, the status
+// API on it, until ctx is done (it returns nil) or the state directory is
+// removed. The first observation is made before the API answers, so a
+// client that sees the socket answer sees the names too.
+func (d *Daemon) Run(ctx context.Context, api net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer d.dns.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { d.follow(ctx) })
+	if len(d.cfg.Upstreams) == 0 {
+		wg.Go(func() { netdns.WatchResolvConf(ctx, d.cfg.ResolvConf, time.Second, d.setResolvConf) })
+	}
+	d.refresh(ctx)
+	if api != nil {
+		srv := d.apiServer()
+		wg.Go(func() { _ = srv.Serve(api) })
+		defer srv.Close()
+	}
+	return d.loop(ctx)
+}
+
+// loop runs every refresh, one at a time: after a debounced burst of
+// events, on request, and every Resync.
+func (d *Daemon) loop(ctx context.Context) error {
+	resync := time.NewTicker(d.cfg.Resync)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.poke:
+			if !sleep(ctx, d.cfg.Debounce) {
+				return nil
+			}
+			drain(d.poke)
+			d.refresh(ctx)
+		case done := <-d.requests:
+			drain(d.poke)
+			d.refresh(ctx)
+			close(done)
+		case <-resync.C:
+			if d.stateDirGone() {
+				return fmt.Errorf("%w: %s", ErrStateDirGone, d.cfg.StateDir)
+			}
+			d.refresh(ctx)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func drain(c chan struct{}) {
+	select {
+	case <-c:
+	default:
+	}
+}
+
+func (d *Daemon) stateDirGone() bool {
+	if d.cfg.StateDir == "" {
+		return false
+	}
+	_, err := os.Stat(d.cfg.StateDir)
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// Refresh observes now and returns once the answers show it (or ctx ends).
+func (d *Daemon) Refresh(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case d.requests <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// follow subscribes to the engine's events, resubscribing after a failure
+// (containerd restarted) with a bounded backoff and a full refresh, since
+// events may have been missed meanwhile.
+func (d *Daemon) follow(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := d.cfg.Source.Events(ctx, d.onEvent)
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("daemon: event stream broke; resubscribing", "err", err, "in", backoff)
+		d.mu.Lock()
+		d.eventsErr = fmt.Sprint(err)
+		d.mu.Unlock()
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+		d.changed(time.Now())
+	}
+}
+
+// onEvent notes that something changed. It never blocks the event stream.
+func (d *Daemon) onEvent(ev engine.Event) {
+	d.mu.Lock()
+	d.eventsErr = ""
+	d.mu.Unlock()
+	at := ev.Time
+	if at.IsZero() || at.After(time.Now()) {
+		at = time.Now()
+	}
+	d.changed(at)
+}
+
+// changed asks the loop for a refresh; at is when the change happened, for
+// the event-to-answer latency.
+func (d *Daemon) changed(at time.Time) {
+	d.mu.Lock()
+	if d.pending.IsZero() || at.Before(d.pending) {
+		d.pending = at
+	}
+	d.mu.Unlock()
+	select {
+	case d.poke <- struct{}{}:
+	default:
+	}
+}
+
+// refresh observes every project, swaps the new table in and brings the
+// listeners and upstreams in line. A failed observation keeps serving the
+// previous answers.
+func (d *Daemon) refresh(ctx context.Context) {
+	start := time.Now()
+	d.mu.Lock()
+	event := d.pending
+	d.pending = time.Time{}
+	d.mu.Unlock()
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	st, err := d.cfg.Source.Observe(octx, "")
+	cancel()
+	if err != nil {
+		d.recordRefresh(start, time.Time{}, err)
+		d.log.Warn("daemon: observe failed; still serving the previous answers", "err", err)
+		return
+	}
+	eps := Endpoints(st)
+	d.dns.SetTable(netdns.NewTable(eps))
+	d.mu.Lock()
+	d.state, d.endpoints = st, eps
+	d.mu.Unlock()
+	d.syncListeners(Listeners(st, uint16(d.cfg.DNSPort)))
+	d.applyUpstreams()
+	d.recordRefresh(start, event, nil)
+}
+
+func (d *Daemon) recordRefresh(start, event time.Time, err error) {
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := &d.stats
+	s.Count++
+	s.Last, s.LastDuration = now, now.Sub(start)
+	s.LastError = ""
+	if err != nil {
+		s.LastError = err.Error()
+		return
+	}
+	if !event.IsZero() {
+		s.LastEventLatency = now.Sub(event)
+		s.MaxEventLatency = max(s.MaxEventLatency, s.LastEventLatency)
+	}
+}
+
+// syncListeners stops the listeners of networks that are gone or moved and
+// starts the missing ones. A listener that failed to start (the bridge is
+// not up yet) is retried on the next refresh. Only the refresh loop calls
+// it; status reads the copy it publishes.
+func (d *Daemon) syncListeners(want []netdns.Listener) {
+	wanted := map[string]netdns.Listener{}
+	for _, l := range want {
+		wanted[l.Network] = l
+	}
+	for network, ls := range d.listeners {
+		if w, ok := wanted[network]; !ok || !sameListener(w, ls.want) {
+			d.dns.RemoveListener(network)
+			delete(d.listeners, network)
+		}
+	}
+	for _, l := range want {
+		if ls, ok := d.listeners[l.Network]; ok && ls.err == "" {
+			continue
+		}
+		ls := listenState{want: l}
+		bound, err := d.dns.AddListener(l)
+		if err != nil {
+			ls.err = err.Error()
+			d.log.Warn("daemon: cannot listen for network", "network", l.Network, "err", err)
+		}
+		ls.bound = bound
+		d.listeners[l.Network] = ls
+	}
+	d.mu.Lock()
+	d.listening = maps.Clone(d.listeners)
+	d.mu.Unlock()
+}
+
+func sameListener(a, b netdns.Listener) bool {
+	if a.Addr != b.Addr || a.Internal != b.Internal || len(a.Allow) != len(b.Allow) {
+		return false
+	}
+	for i := range a.Allow {
+		if a.Allow[i] != b.Allow[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// setResolvConf takes a new reading of the host's resolv.conf. An
+// unreadable file keeps the previous upstreams.
+func (d *Daemon) setResolvConf(rc netdns.ResolvConf, err error) {
+	d.mu.Lock()
+	if err != nil {
+		d.resolvErr = err.Error()
+		d.mu.Unlock()
+		d.log.Warn("daemon: host resolvers unreadable; keeping the previous ones", "err", err)
+		return
+	}
+	d.resolv, d.resolvErr = rc, ""
+	d.mu.Unlock()
+	d.applyUpstreams()
+}
+
+// applyUpstreams forwards to the host's resolvers, never to a gateway of
+// ours (that would loop), unless fixed upstreams were configured.
+func (d *Daemon) applyUpstreams() {
+	if len(d.cfg.Upstreams) > 0 {
+		return
+	}
+	d.mu.Lock()
+	ups := d.resolv.Upstreams(Gateways(d.state)...)
+	d.mu.Unlock()
+	d.dns.SetUpstreams(ups)
+}
