@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -147,12 +148,12 @@ func TestPropertyComputeApplyObserveConverges(t *testing.T) {
 		opts := genOptions(t, after)
 		if rapid.Bool().Draw(t, "failures") {
 			failAt := rapid.IntRange(0, 20).Draw(t, "failAt")
-			calls := 0
+			var calls atomic.Int32
 			f.Before = func(_ context.Context, c enginetest.Call) error {
 				if c.Method == "Observe" {
 					return nil
 				}
-				if calls++; calls == failAt {
+				if calls.Add(1) == int32(failAt) {
 					return errors.New("injected failure")
 				}
 				return nil
