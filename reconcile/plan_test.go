@@ -472,3 +472,13 @@ func TestComputeDoesNotChangeItsInputs(t *testing.T) {
 		t.Error("Compute changed the desired or observed state it was given")
 	}
 }
+
+func TestNoRecreateKeepsAChangedNetwork(t *testing.T) {
+	d := webAndDB()
+	st := observed(d)
+	st.Networks[1].ConfigHash = "net-default-old"
+	p := compute(t, d, st, Options{NoRecreate: true})
+	wantText(t, "plan", render(p), `
+		No changes. Project demo is up to date: nothing to do.
+		Warning: network demo_default differs from its configuration but is kept: --no-recreate keeps the containers on it`)
+}

@@ -70,6 +70,10 @@ func (p *planner) changedNetwork(name string) resStatus {
 		}
 		blockers = append(blockers, c.Name)
 	}
+	if p.opts.NoRecreate {
+		p.warnf("network %s differs from its configuration but is kept: --no-recreate keeps the containers on it", name)
+		return resOK
+	}
 	if len(blockers) == 0 {
 		return resChanged
 	}
