@@ -88,6 +88,7 @@ type executor struct {
 	created    []string // container IDs returned by create steps
 	results    chan result
 	errs       []error
+	canceled   error // the context's error, once it skipped a step
 	inFlight   int
 }
 
@@ -139,8 +140,8 @@ func (x *executor) run(ctx context.Context) error {
 		finished++
 		x.finish(r)
 	}
-	if ctx.Err() != nil {
-		x.errs = append(x.errs, ctx.Err())
+	if x.canceled != nil {
+		x.errs = append(x.errs, x.canceled)
 	}
 	return errors.Join(x.errs...)
 }
@@ -158,7 +159,7 @@ func (x *executor) skipBlocked(ctx context.Context) int {
 		x.ready = slices.Delete(x.ready, i, i+1)
 		err := x.blocked[id]
 		if err == nil {
-			err = ctx.Err()
+			err, x.canceled = ctx.Err(), ctx.Err()
 		}
 		x.emit(Event{Step: x.steps[id], Status: EventSkipped, At: x.opts.Now(), Err: err})
 		x.release(id, err)
