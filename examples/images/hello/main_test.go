@@ -5,13 +5,52 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// binDir holds the binary helloBinary built, if any; TestMain removes it.
+var binDir string
+
+// helloBinary builds the server once for the tests that run it.
+var helloBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "hello-test-")
+	if err != nil {
+		return "", err
+	}
+	binDir = dir
+	bin := filepath.Join(dir, "hello")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+func builtHello(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin, err := helloBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
 
 // freePort asks the kernel for a loopback port that is free right now.
 func freePort(t *testing.T) int {
@@ -25,13 +64,7 @@ func freePort(t *testing.T) int {
 }
 
 func TestTheBinaryServesOnPORTAndStopsCleanlyOnSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "hello")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := builtHello(t)
 	port := freePort(t)
 	cmd := exec.Command(bin)
 	cmd.Env = []string{fmt.Sprintf("PORT=%d", port), "GREETING=hi"}
@@ -80,13 +113,7 @@ func TestTheBinaryServesOnPORTAndStopsCleanlyOnSIGTERM(t *testing.T) {
 }
 
 func TestAnInvalidPORTExitsWithAMessage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "hello")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := builtHello(t)
 	cmd := exec.Command(bin)
 	cmd.Env = []string{"PORT=http"}
 	out, err := cmd.CombinedOutput()
