@@ -23,7 +23,7 @@ type Options struct {
 	// services are left alone and never counted as orphans.
 	Services []string
 	// Timeout is the stop timeout; 0 lets the driver use the service's
-	// stop_grace_period.
+	// stop_grace_period, a negative one stops at once (-t 0).
 	Timeout time.Duration
 }
 
