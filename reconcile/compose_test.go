@@ -144,3 +144,53 @@ func replaceOnce(s, old, new string) string {
 	}
 	return strings.Replace(s, old, new, 1)
 }
+
+// A container sharing another's network namespace (network_mode:
+// service:X) is recreated with it, after it; a changed secret's content
+// recreates the container that reads it.
+func TestComposeNamespaceSharingAndSecrets(t *testing.T) {
+	const file = `
+		name: demo
+		services:
+		  app:
+		    image: busybox
+		    command: ["sleep", "3600"]
+		    environment: {V: "1"}
+		    secrets: [token]
+		  sidecar:
+		    image: busybox
+		    command: ["sleep", "3600"]
+		    network_mode: "service:app"
+		secrets:
+		  token:
+		    environment: TOKEN
+	`
+	loadWith := func(yaml, token string) compose.Desired {
+		t.Helper()
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(dedent(yaml)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := compose.Load(t.Context(), compose.LoadOptions{WorkingDir: dir, Environment: map[string]string{"TOKEN": token}})
+		if err != nil {
+			t.Fatalf("compose.Load: %v", err)
+		}
+		return d
+	}
+	f := enginetest.NewFake()
+	upOnFake(t, f, loadWith(file, "a"), Options{})
+
+	p := upOnFake(t, f, loadWith(replaceOnce(file, `{V: "1"}`, `{V: "2"}`), "a"), Options{})
+	wantText(t, "app edited", p.String(), `
+		~ container demo-app-1 (environment changed: V)
+		~ container demo-sidecar-1 (shares namespaces with recreated demo-app-1)
+
+		Plan: 0 to add, 2 to change, 0 to remove.`)
+
+	p = upOnFake(t, f, loadWith(replaceOnce(file, `{V: "1"}`, `{V: "2"}`), "b"), Options{})
+	wantText(t, "secret changed", p.String(), `
+		~ container demo-app-1 (secrets and configs changed)
+		~ container demo-sidecar-1 (shares namespaces with recreated demo-app-1)
+
+		Plan: 0 to add, 2 to change, 0 to remove.`)
+}

@@ -48,8 +48,11 @@ func (f *Fake) CreateContainer(ctx context.Context, spec engine.ContainerSpec) (
 }
 
 // attachLocked fills the container's networks and volumes from the spec,
-// checking they exist.
+// checking they exist, as does the container whose namespace it joins.
 func (f *Fake) attachLocked(c *engine.Container, spec engine.ContainerSpec) error {
+	if parent, ok := strings.CutPrefix(spec.Network.Mode, "container:"); ok && f.byNameLocked(parent) == nil {
+		return fmt.Errorf("container %s: network_mode container %s: %w", spec.Name, parent, errdefs.ErrNotFound)
+	}
 	if spec.Network.Mode == "" || spec.Network.Mode == "bridge" {
 		for _, n := range spec.Network.Networks {
 			if _, ok := f.networks[n.Network]; !ok {
