@@ -33,6 +33,7 @@ var (
 // and aardvark-dns) and a single background probe per downFor period sends
 // it the current query to learn when it is back.
 type forwarder struct {
+	base      context.Context // probes end with it
 	upstreams atomic.Pointer[[]*upstream]
 	timeout   time.Duration // per upstream
 	downFor   time.Duration
@@ -45,8 +46,9 @@ type upstream struct {
 	downUntil atomic.Int64 // unix nanoseconds; 0 while it answers
 }
 
-func newForwarder(timeout, downFor time.Duration, maxInflight int) *forwarder {
+func newForwarder(base context.Context, timeout, downFor time.Duration, maxInflight int) *forwarder {
 	f := &forwarder{
+		base:    base,
 		timeout: timeout,
 		downFor: downFor,
 		sem:     make(chan struct{}, maxInflight),
@@ -148,9 +150,9 @@ func (f *forwarder) exchange(ctx context.Context, q *dns.Msg, addr netip.AddrPor
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	resp, _, err := f.udp.ExchangeContext(ctx, q, addr.String())
+	resp, err := exchangeOn(ctx, f.udp, q, addr)
 	if err == nil && resp.Truncated {
-		resp, _, err = f.tcp.ExchangeContext(ctx, q, addr.String())
+		resp, err = exchangeOn(ctx, f.tcp, q, addr)
 	}
 	if err != nil {
 		return nil, err
@@ -159,6 +161,23 @@ func (f *forwarder) exchange(ctx context.Context, q *dns.Msg, addr netip.AddrPor
 		return nil, errors.New("reply does not match the question")
 	}
 	return resp, nil
+}
+
+// exchangeOn is c.ExchangeContext that also ends when ctx is cancelled, not
+// only at its deadline.
+func exchangeOn(ctx context.Context, c *dns.Client, q *dns.Msg, addr netip.AddrPort) (*dns.Msg, error) {
+	conn, err := c.DialContext(ctx, addr.String())
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	resp, _, err := c.ExchangeWithConnContext(ctx, q, conn)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return resp, err
 }
 
 // probe sends q to a down upstream in the background, at most once per
@@ -172,7 +191,7 @@ func (f *forwarder) probe(u *upstream, q *dns.Msg) {
 		return // another query is probing
 	}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+		ctx, cancel := context.WithTimeout(f.base, f.timeout)
 		defer cancel()
 		if _, err := f.exchange(ctx, q, u.addr); err == nil {
 			u.markUp()

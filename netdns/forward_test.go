@@ -13,7 +13,7 @@ import (
 
 // upstreams makes a Config forwarding to addrs with a short timeout.
 func upstreams(addrs ...netip.AddrPort) Config {
-	return Config{Upstreams: addrs, UpstreamTimeout: 200 * time.Millisecond, DownFor: time.Hour}
+	return Config{Upstreams: addrs, UpstreamTimeout: 300 * time.Millisecond, DownFor: time.Hour}
 }
 
 func TestForwardedNameGetsUpstreamAnswer(t *testing.T) {
@@ -45,15 +45,16 @@ func TestForwardFailsOverFromADeadUpstream(t *testing.T) {
 			h := handlerFor(s, "demo_default")
 			start := time.Now()
 			wantIPs(t, ask(t, h, "example.com", dns.TypeA), netip.MustParseAddr("192.0.2.2"))
-			if first := time.Since(start); first > time.Second {
+			if first := time.Since(start); first > 2*time.Second {
 				t.Fatalf("fail-over took %v", first)
 			}
-			// The dead upstream costs its timeout once, not per query.
+			// The dead upstream costs its timeout once, not per query: five
+			// more tries of a silent one would take at least 1.5 s.
 			start = time.Now()
 			for range 5 {
 				wantIPs(t, ask(t, h, "example.net", dns.TypeA), netip.MustParseAddr("192.0.2.2"))
 			}
-			if took := time.Since(start); took > 150*time.Millisecond {
+			if took := time.Since(start); took > time.Second {
 				t.Fatalf("5 queries after the fail-over took %v: the dead upstream is still tried", took)
 			}
 			if st := s.Upstreams(); !st[0].Down || st[1].Down {
@@ -81,13 +82,13 @@ func TestSilentUpstreamGivesFastSERVFAIL(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRcode(t, m, dns.RcodeServerFailure)
-	if took := time.Since(start); took > time.Second {
+	if took := time.Since(start); took > 1500*time.Millisecond {
 		t.Fatalf("SERVFAIL after %v; the client gives up after 5s", took)
 	}
 	start = time.Now()
 	m, _, _ = c.Exchange(query("example.net", dns.TypeA), addr)
 	wantRcode(t, m, dns.RcodeServerFailure)
-	if took := time.Since(start); took > 100*time.Millisecond {
+	if took := time.Since(start); took > 250*time.Millisecond { // under one upstream timeout
 		t.Fatalf("second query to a known-dead upstream took %v", took)
 	}
 }
@@ -96,7 +97,7 @@ func TestNoUpstreamGivesFastSERVFAIL(t *testing.T) {
 	s := newTestServer(t, Config{})
 	start := time.Now()
 	wantRcode(t, ask(t, handlerFor(s, "demo_default"), "example.com", dns.TypeA), dns.RcodeServerFailure)
-	if took := time.Since(start); took > 50*time.Millisecond {
+	if took := time.Since(start); took > 250*time.Millisecond {
 		t.Fatalf("took %v", took)
 	}
 }
@@ -173,7 +174,7 @@ func TestForwardsInFlightAreBounded(t *testing.T) {
 	<-arrived
 	start := time.Now()
 	wantRcode(t, ask(t, h, "overflow.example", dns.TypeA), dns.RcodeServerFailure)
-	if took := time.Since(start); took > 50*time.Millisecond {
+	if took := time.Since(start); took > 250*time.Millisecond { // the held ones wait for release
 		t.Fatalf("overflow SERVFAIL took %v", took)
 	}
 	wantIPs(t, ask(t, h, "web", dns.TypeA), web1, web2, web3) // local names never wait for forwards
@@ -198,5 +199,30 @@ func TestUpstreamsAreAtMostThreeAndReplaceable(t *testing.T) {
 	s.SetUpstreams(addrs[1:2])
 	if got := s.Upstreams(); len(got) != 1 || !got[0].Down {
 		t.Fatalf("kept upstream lost its state: %v", got)
+	}
+}
+
+func TestCloseEndsForwardsInFlight(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	defer close(release)
+	up := startUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		arrived <- struct{}{}
+		<-release
+	})
+	s := newTestServer(t, Config{Upstreams: []netip.AddrPort{up}}) // 2 s per upstream
+	done := make(chan *dns.Msg)
+	go func() {
+		rec := newRecorder(false)
+		handlerFor(s, "demo_default").ServeDNS(rec, query("slow.example", dns.TypeA))
+		done <- rec.msg
+	}()
+	<-arrived
+	start := time.Now()
+	s.Close()
+	m := <-done
+	wantRcode(t, m, dns.RcodeServerFailure)
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("forward outlived Close by %v", took)
 	}
 }

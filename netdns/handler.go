@@ -1,7 +1,6 @@
 package netdns
 
 import (
-	"context"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -84,7 +83,7 @@ func (h *handler) local(r *dns.Msg) *dns.Msg {
 			return resp
 		}
 	}
-	if dns.IsSubDomain(z.origin, name) {
+	if z.origin != "" && dns.IsSubDomain(z.origin, name) {
 		resp := authoritative(r) // <anything>.<network> is ours alone
 		resp.Rcode = dns.RcodeNameError
 		return resp
@@ -128,7 +127,7 @@ func (h *handler) hdr(owner string, qtype uint16) dns.RR_Header {
 
 func (h *handler) forward(r *dns.Msg) *dns.Msg {
 	h.srv.stats.forwarded.Add(1)
-	resp, err := h.srv.fwd.forward(context.Background(), r)
+	resp, err := h.srv.fwd.forward(h.srv.ctx, r)
 	if err != nil {
 		h.srv.stats.servfail.Add(1)
 		h.srv.log.Debug("dns: forward", "network", h.network, "name", r.Question[0].Name, "err", err)

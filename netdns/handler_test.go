@@ -300,3 +300,33 @@ func TestNamesFromEndpoint(t *testing.T) {
 		t.Fatalf("names %s, want %s", got, want)
 	}
 }
+
+func TestMissUnderADomainLikeNetworkIsForwarded(t *testing.T) {
+	up := startUpstream(t, answerA("192.0.2.8"))
+	s := newTestServer(t, Config{Upstreams: []netip.AddrPort{up}})
+	// "shared" could be a real domain: stack must not hide it.
+	wantIPs(t, ask(t, handlerFor(s, "shared"), "intranet.shared", dns.TypeA), netip.MustParseAddr("192.0.2.8"))
+	wantIPs(t, ask(t, handlerFor(s, "shared"), "db.shared", dns.TypeA), sharedDemoDB, sharedOtherDB)
+}
+
+func TestTableListsNamesPerNetwork(t *testing.T) {
+	tbl := NewTable(fixture())
+	got := strings.Join(tbl.Names("shared"), " ")
+	want := "db. db.demo. db.demo.shared. db.other. db.other.shared. db.shared. demo-db-1. demo-db-1.shared. other-db-1. other-db-1.shared."
+	if got != want {
+		t.Fatalf("names\n got %s\nwant %s", got, want)
+	}
+	if n := strings.Join(tbl.Networks(), " "); n != "demo_default shared" {
+		t.Fatalf("networks %s", n)
+	}
+	v4, v6, ok := tbl.Lookup("demo_default", "API.demo.")
+	if !ok || len(v4) != 1 || v4[0] != api || len(v6) != 1 || v6[0] != api6 {
+		t.Fatalf("lookup api: %v %v %v", v4, v6, ok)
+	}
+	if name, ok := tbl.Reverse("demo_default", web3); !ok || name != "demo-web-3" {
+		t.Fatalf("reverse %s: %q %v", web3, name, ok)
+	}
+	if _, _, ok := tbl.Lookup("demo_default", "other-db-1"); ok {
+		t.Fatal("a name from another network")
+	}
+}

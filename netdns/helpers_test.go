@@ -165,7 +165,7 @@ func wantIPs(t *testing.T, m *dns.Msg, want ...netip.Addr) {
 
 // startUpstream runs h as a DNS server on 127.0.0.1, UDP and TCP on one
 // port, and returns its address. It is the only upstream tests ever use.
-func startUpstream(t *testing.T, h dns.HandlerFunc) netip.AddrPort {
+func startUpstream(t testing.TB, h dns.HandlerFunc) netip.AddrPort {
 	t.Helper()
 	pc, tl, err := bind(netip.MustParseAddrPort("127.0.0.1:0"))
 	if err != nil {

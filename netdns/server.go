@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -65,11 +66,13 @@ type Listener struct {
 // that come and go at run time, answering each network from its part of the
 // current Table and forwarding the rest.
 type Server struct {
-	table atomic.Pointer[Table]
-	fwd   *forwarder
-	ttl   uint32
-	log   *slog.Logger
-	stats counters
+	ctx    context.Context // cancelled by Close: ends forwards in flight
+	cancel context.CancelFunc
+	table  atomic.Pointer[Table]
+	fwd    *forwarder
+	ttl    uint32
+	log    *slog.Logger
+	stats  counters
 
 	mu        sync.Mutex
 	listeners map[netip.AddrPort]*listener // by bound address
@@ -85,8 +88,11 @@ type listener struct {
 // New returns a Server with an empty table and no listeners.
 func New(cfg Config) *Server {
 	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		fwd:       newForwarder(cfg.UpstreamTimeout, cfg.DownFor, cfg.MaxForwards),
+		ctx:       ctx,
+		cancel:    cancel,
+		fwd:       newForwarder(ctx, cfg.UpstreamTimeout, cfg.DownFor, cfg.MaxForwards),
 		ttl:       uint32(cfg.TTL / time.Second),
 		log:       cfg.Logger,
 		listeners: map[netip.AddrPort]*listener{},
@@ -149,8 +155,8 @@ func (s *Server) AddListener(l Listener) (netip.AddrPort, error) {
 		return netip.AddrPort{}, ErrServerClosed
 	}
 	if old, ok := s.listeners[l.Addr]; ok && l.Addr.Port() != 0 {
-		if old.Network != l.Network {
-			return netip.AddrPort{}, fmt.Errorf("listen %s for network %s: already serving network %s there; remove that listener first", l.Addr, l.Network, old.Network)
+		if !old.same(l) {
+			return netip.AddrPort{}, fmt.Errorf("listen %s for network %s: already serving network %s there with other settings; remove that listener first", l.Addr, l.Network, old.Network)
 		}
 		return l.Addr, nil
 	}
@@ -161,6 +167,11 @@ func (s *Server) AddListener(l Listener) (netip.AddrPort, error) {
 	s.listeners[ln.Addr] = ln
 	s.log.Info("dns: listening", "network", l.Network, "addr", ln.Addr.String(), "internal", l.Internal)
 	return ln.Addr, nil
+}
+
+// same reports whether l asks for what ln serves.
+func (ln *listener) same(l Listener) bool {
+	return ln.Network == l.Network && ln.Internal == l.Internal && slices.Equal(ln.Allow, l.Allow)
 }
 
 func (l Listener) validate() error {
@@ -316,10 +327,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-// Close stops every listener; later AddListener calls fail.
+// Close stops every listener and ends forwards in flight; later AddListener
+// calls fail.
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
+	s.cancel()
 	stopping := make([]*listener, 0, len(s.listeners))
 	for _, ln := range s.listeners {
 		stopping = append(stopping, ln)

@@ -142,3 +142,14 @@ func plausible(m *dns.Msg, name string) bool {
 		return m.Rcode == dns.RcodeSuccess && len(m.Answer) == 5
 	}
 }
+
+func TestAddListenerWithOtherSettingsIsRefused(t *testing.T) {
+	s := newTestServer(t, Config{})
+	addr, err := s.AddListener(Listener{Network: "demo_default", Addr: netip.MustParseAddrPort("127.0.0.1:0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddListener(Listener{Network: "demo_default", Addr: addr, Internal: true}); err == nil {
+		t.Fatal("changed settings accepted silently")
+	}
+}

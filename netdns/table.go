@@ -69,7 +69,7 @@ type Table struct {
 
 // zone holds one network's records, keyed by lower-cased FQDN.
 type zone struct {
-	origin string            // "<network>." : names under it are ours alone
+	origin string            // "<network>." when names under it are ours alone, or ""
 	hosts  map[string]*addrs // A and AAAA
 	ptr    map[string]string // reverse name -> target FQDN
 }
@@ -97,10 +97,12 @@ func NewTable(endpoints []Endpoint) *Table {
 }
 
 func newZone(network string, eps []Endpoint) *zone {
-	z := &zone{
-		origin: dns.Fqdn(strings.ToLower(network)),
-		hosts:  map[string]*addrs{},
-		ptr:    map[string]string{},
+	z := &zone{hosts: map[string]*addrs{}, ptr: map[string]string{}}
+	if strings.Contains(network, "_") {
+		// Compose's <project>_<name> networks cannot be real domains, so
+		// misses under them are ours to answer; an external network named
+		// like a domain ("corp") must not hide that domain.
+		z.origin = dns.Fqdn(strings.ToLower(network))
 	}
 	byName := map[string][]Endpoint{}
 	for _, e := range eps {
@@ -205,6 +207,21 @@ func (t *Table) Networks() []string {
 	}
 	out := make([]string, 0, len(t.nets))
 	for n := range t.nets {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Names lists the names network answers to, sorted, each with its trailing
+// dot, for status displays.
+func (t *Table) Names(network string) []string {
+	z := t.zone(network)
+	if z == nil {
+		return nil
+	}
+	out := make([]string, 0, len(z.hosts))
+	for n := range z.hosts {
 		out = append(out, n)
 	}
 	sort.Strings(out)
