@@ -23,6 +23,8 @@ type Driver interface {
 	CreateContainer(ctx context.Context, spec ContainerSpec) (string, error)
 	StartContainer(ctx context.Context, id string) error
 	// StopContainer sends the stop signal, waits up to timeout, then kills.
+	// A zero timeout means the container's stop_grace_period; a negative
+	// one kills right after the signal.
 	StopContainer(ctx context.Context, id string, timeout time.Duration) error
 	RemoveContainer(ctx context.Context, id string) error
 	// RenameContainer gives the container id the user-visible name.

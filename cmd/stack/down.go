@@ -21,9 +21,7 @@ func newDownCommand(a *app) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if timeout >= 0 {
-				o.Timeout = time.Duration(timeout) * time.Second
-			}
+			o.Timeout = stopTimeout(timeout)
 			// down works without the compose file, from the labels; with
 			// the file it also knows external resources and orphans.
 			var desired *compose.Desired
@@ -70,4 +68,16 @@ func newDownCommand(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&o.RMI, "rmi", "", `Remove images used by services: "local" or "all"`)
 	cmd.Flags().IntVarP(&timeout, "timeout", "t", -1, "Shutdown timeout in seconds")
 	return cmd
+}
+
+// stopTimeout maps -t: unset (-1) lets each container's stop_grace_period
+// apply (reconcile's 0), and -t 0 stops at once (a negative timeout).
+func stopTimeout(seconds int) time.Duration {
+	switch {
+	case seconds < 0:
+		return 0
+	case seconds == 0:
+		return -1
+	}
+	return time.Duration(seconds) * time.Second
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -87,9 +86,7 @@ func (f *convergeFlags) options(services []string) reconcile.Options {
 		Pull:               engine.PullPolicy(f.pull),
 		Services:           services,
 	}
-	if f.timeout >= 0 {
-		o.Timeout = time.Duration(f.timeout) * time.Second
-	}
+	o.Timeout = stopTimeout(f.timeout)
 	return o
 }
 
@@ -177,6 +174,7 @@ func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
 	}
 	if cv.plan.Empty() {
 		fmt.Fprintln(a.stdout, "nothing to do")
+		a.serveNames(ctx, desired)
 		return nil
 	}
 	if err := preflight(ctx, c, cv.plan); err != nil {
@@ -185,7 +183,9 @@ func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
 	if !f.detach {
 		fmt.Fprintln(a.stderr, "note: attached mode (logs) is not available yet; starting detached")
 	}
-	return a.apply(ctx, c, cv.plan, "Running", f.quietPull)
+	err = a.apply(ctx, c, cv.plan, "Running", f.quietPull)
+	a.serveNames(ctx, desired)
+	return err
 }
 
 // preflight finds what would fail halfway through the plan — a host port

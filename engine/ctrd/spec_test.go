@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -44,6 +45,24 @@ func TestNoNewPrivilegesOnlyWhenAsked(t *testing.T) {
 		}
 		if s.Process.NoNewPrivileges != on {
 			t.Errorf("security_opt no-new-privileges=%v gave NoNewPrivileges=%v", on, s.Process.NoNewPrivileges)
+		}
+	}
+}
+
+func TestGracePeriodIsTheCallersElseTheServicesElseTenSeconds(t *testing.T) {
+	withGrace := engine.ContainerSpec{Process: engine.Process{StopGracePeriod: 3 * time.Second}}
+	for _, tc := range []struct {
+		spec    engine.ContainerSpec
+		timeout time.Duration
+		want    time.Duration
+	}{
+		{withGrace, 0, 3 * time.Second},
+		{engine.ContainerSpec{}, 0, defaultStopTimeout},
+		{withGrace, 5 * time.Second, 5 * time.Second},
+		{withGrace, -1, 0},
+	} {
+		if got := gracePeriod(tc.spec, tc.timeout); got != tc.want {
+			t.Errorf("gracePeriod(stop_grace_period %v, timeout %v) = %v, want %v", tc.spec.Process.StopGracePeriod, tc.timeout, got, tc.want)
 		}
 	}
 }
