@@ -32,8 +32,8 @@ const (
 // CreateContainer Step whose result is the ID. A Step holding a Ref to a Step
 // always waits for it, so Apply can resolve the Ref before launching.
 type Ref struct {
-	ID   string `json:"id,omitempty"`
-	Step int    `json:"step"` // used when ID is empty
+	ID   string
+	Step int // used when ID is empty
 }
 
 func (r Ref) String() string {

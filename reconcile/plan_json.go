@@ -79,3 +79,16 @@ func (s Step) toJSON() jsonStep {
 	}
 	return j
 }
+
+// MarshalJSON writes {"id": "..."} for an existing container and
+// {"step": N} for the one a create step makes.
+func (r Ref) MarshalJSON() ([]byte, error) {
+	if r.ID != "" {
+		return json.Marshal(struct {
+			ID string `json:"id"`
+		}{r.ID})
+	}
+	return json.Marshal(struct {
+		Step int `json:"step"`
+	}{r.Step})
+}

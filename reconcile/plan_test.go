@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"encoding/json"
 	"reflect"
 	"slices"
 	"strings"
@@ -481,4 +482,13 @@ func TestNoRecreateKeepsAChangedNetwork(t *testing.T) {
 	wantText(t, "plan", render(p), `
 		No changes. Project demo is up to date: nothing to do.
 		Warning: network demo_default differs from its configuration but is kept: --no-recreate keeps the containers on it`)
+}
+
+func TestRefJSONSaysWhichContainer(t *testing.T) {
+	for ref, want := range map[Ref]string{{ID: "abc"}: `{"id":"abc"}`, {Step: 3}: `{"step":3}`} {
+		got, err := json.Marshal(ref)
+		if err != nil || string(got) != want {
+			t.Errorf("%+v: %s %v, want %s", ref, got, err, want)
+		}
+	}
 }
