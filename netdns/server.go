@@ -198,7 +198,7 @@ func (s *Server) start(l Listener) (*listener, error) {
 	h := &handler{srv: s, network: l.Network, internal: l.Internal, allow: l.Allow}
 	ln := &listener{Listener: l, done: make(chan struct{})}
 	ln.udp = &dns.Server{PacketConn: pc, Handler: h, UDPSize: readSize}
-	ln.tcp = &dns.Server{Listener: tl, Handler: h, ReadTimeout: 2 * time.Second, MaxTCPQueries: -1}
+	ln.tcp = &dns.Server{Listener: limitConns(tl, maxTCPConns), Handler: h, ReadTimeout: 2 * time.Second, MaxTCPQueries: -1}
 	if err := ln.serve(s.log); err != nil {
 		pc.Close()
 		tl.Close()
