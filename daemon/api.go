@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -40,9 +42,10 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 // Listen opens the daemon's socket at path, readable and writable by root
-// only (directory 0700 when it creates it, socket 0600). A socket file that
-// nothing answers on is left over from a killed daemon and replaced; one
-// that answers is another daemon, and an error.
+// only (directory 0700 when it creates it, socket 0600). It holds path.lock
+// while the listener is open, so two daemons started at once cannot both
+// serve. A socket file that nothing answers on is left over from a killed
+// daemon and replaced; one that answers is another daemon, and an error.
 func Listen(ctx context.Context, path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
@@ -50,8 +53,38 @@ func Listen(ctx context.Context, path string) (net.Listener, error) {
 			return nil, fmt.Errorf("create the daemon's socket directory: %w", err)
 		}
 	}
-	if _, err := Dial(path).Status(ctx); err == nil {
-		return nil, fmt.Errorf("a stack daemon already answers on %s: stop it first, or use another --socket", path)
+	lock, err := lockExclusive(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	l, err := listenUnix(ctx, path)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &lockedListener{Listener: l, lock: lock}, nil
+}
+
+func lockExclusive(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open the daemon's lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another stack daemon holds %s: %w", path, ErrRunning)
+	}
+	return f, nil
+}
+
+// ErrRunning means another daemon serves, or is starting on, the socket.
+var ErrRunning = errors.New("a stack daemon is already running")
+
+func listenUnix(ctx context.Context, path string) (net.Listener, error) {
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if _, err := Dial(path).Status(pctx); err == nil {
+		return nil, fmt.Errorf("%w on %s: stop it first, or use another socket", ErrRunning, path)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("remove stale daemon socket: %w", err)
@@ -65,6 +98,19 @@ func Listen(ctx context.Context, path string) (net.Listener, error) {
 		return nil, fmt.Errorf("restrict the daemon socket to root: %w", err)
 	}
 	return l, nil
+}
+
+// lockedListener releases the lock when the listener closes.
+type lockedListener struct {
+	net.Listener
+	lock *os.File
+	once sync.Once
+}
+
+func (l *lockedListener) Close() error {
+	err := l.Listener.Close()
+	l.once.Do(func() { l.lock.Close() })
+	return err
 }
 
 // Client talks to a daemon over its socket.

@@ -68,7 +68,10 @@ type Config struct {
 	// StateDir, when set, is watched: Run returns ErrStateDirGone once it
 	// no longer exists.
 	StateDir string
-	Logger   *slog.Logger
+	// Watch are paths (the state directory's networks directory) whose
+	// change causes a refresh: networks come and go without an engine event.
+	Watch  []string
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -151,6 +154,9 @@ func (d *Daemon) Run(ctx context.Context, api net.Listener) error {
 	defer wg.Wait()
 	defer cancel()
 	wg.Go(func() { d.follow(ctx) })
+	if len(d.cfg.Watch) > 0 {
+		wg.Go(func() { d.watch(ctx, 100*time.Millisecond) })
+	}
 	if len(d.cfg.Upstreams) == 0 {
 		wg.Go(func() { netdns.WatchResolvConf(ctx, d.cfg.ResolvConf, time.Second, d.setResolvConf) })
 	}
@@ -396,4 +402,41 @@ func (d *Daemon) applyUpstreams() {
 	ups := d.resolv.Upstreams(Gateways(d.state)...)
 	d.mu.Unlock()
 	d.dns.SetUpstreams(ups)
+}
+
+// watch polls the Watch paths and asks for a refresh when one changes.
+func (d *Daemon) watch(ctx context.Context, every time.Duration) {
+	last := make([]pathStamp, len(d.cfg.Watch))
+	for i, p := range d.cfg.Watch {
+		last[i] = stampOf(p)
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for i, p := range d.cfg.Watch {
+			if now := stampOf(p); now != last[i] {
+				last[i] = now
+				d.changed(time.Now())
+			}
+		}
+	}
+}
+
+type pathStamp struct {
+	mtime time.Time
+	size  int64
+	ok    bool
+}
+
+func stampOf(path string) pathStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return pathStamp{}
+	}
+	return pathStamp{mtime: fi.ModTime(), size: fi.Size(), ok: true}
 }

@@ -264,3 +264,16 @@ func TestDaemonEndsWhenItsStateDirectoryIsRemoved(t *testing.T) {
 		t.Fatal("the daemon kept running without its state directory")
 	}
 }
+
+func TestDaemonRefreshesWhenAWatchedDirectoryChanges(t *testing.T) {
+	dir := t.TempDir()
+	src := newFakeSource(engine.State{})
+	d := startDaemon(t, src, Config{Resync: time.Hour, Watch: []string{dir}})
+	src.set(engine.State{Networks: []engine.Network{loopNet("n1", "127.0.0.1")}})
+	time.Sleep(20 * time.Millisecond) // let the mtime tick
+	if err := os.WriteFile(filepath.Join(dir, "n1.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, 2*time.Second, func() bool { return len(d.DNS().Listeners()) == 1 })
+	t.Logf("network record to listener: %s", took)
+}

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stackdev/stack/compose"
+	"github.com/stackdev/stack/daemon"
+	"github.com/stackdev/stack/engine/ctrd"
+)
+
+func init() { registerCommand(newDaemonCommand) }
+
+type daemonFlags struct {
+	socket     string
+	upstreams  string
+	ttl        time.Duration
+	resolvConf string
+	format     string
+}
+
+func newDaemonCommand(a *app) *cobra.Command {
+	var f daemonFlags
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the per-host daemon (DNS for service names) in the foreground",
+		Long: "Run the per-host daemon in the foreground, as a service manager does (examples/systemd/stack.service).\n" +
+			"It serves DNS for service names on each stack network's gateway and follows containerd's events.\n" +
+			"Commands that need it (`stack up`) start it detached when nothing answers on its socket.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runDaemon(cmd.Context(), &f)
+		},
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.socket, "socket", "", "The daemon's unix socket (env STACK_DAEMON_SOCKET; default "+daemon.DefaultSocket+")")
+	fl := cmd.Flags()
+	fl.StringVar(&f.upstreams, "dns-upstreams", os.Getenv("STACK_DNS_UPSTREAMS"), "Resolvers to forward other names to, comma-separated ip[:port] (default: the host's "+daemon.DefaultResolvConf+")")
+	fl.DurationVar(&f.ttl, "dns-ttl", 0, "TTL of service-name answers (default 2s)")
+	fl.StringVar(&f.resolvConf, "resolv-conf", daemon.DefaultResolvConf, "The host's resolver configuration, re-read when it changes")
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show what the daemon serves: networks, listeners, names, upstreams, counters",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.daemonStatus(cmd.Context(), &f)
+		},
+	}
+	status.Flags().StringVar(&f.format, "format", "text", "Output format: text or json")
+	cmd.AddCommand(status)
+	return cmd
+}
+
+// daemonSocket is where the daemon serving this installation listens: the
+// flag, else STACK_DAEMON_SOCKET, else /run/stack/stack.sock for the
+// default containerd, namespace and state directory, and a socket named
+// after them otherwise (one daemon serves one namespace and state directory,
+// so test installations never share one).
+func (a *app) daemonSocket(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if s := os.Getenv("STACK_DAEMON_SOCKET"); s != "" {
+		return s
+	}
+	info := a.daemonInfo("")
+	if info.Containerd == ctrd.DefaultAddress && info.Namespace == ctrd.DefaultNamespace && info.StateDir == ctrd.DefaultStateDir {
+		return daemon.DefaultSocket
+	}
+	sum := sha256.Sum256([]byte(info.Containerd + "\x00" + info.Namespace + "\x00" + info.StateDir))
+	return filepath.Join(filepath.Dir(daemon.DefaultSocket), fmt.Sprintf("stack-%x.sock", sum[:6]))
+}
+
+func (a *app) daemonInfo(socket string) daemon.Info {
+	state, err := filepath.Abs(a.opts.stateDir)
+	if err != nil {
+		state = a.opts.stateDir
+	}
+	return daemon.Info{Namespace: a.opts.namespace, Containerd: a.opts.address, StateDir: state, Socket: socket}
+}
+
+func (a *app) runDaemon(ctx context.Context, f *daemonFlags) error {
+	ups, err := parseUpstreams(f.upstreams)
+	if err != nil {
+		return err
+	}
+	c, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	sock := a.daemonSocket(f.socket)
+	l, err := daemon.Listen(ctx, sock)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	log := a.daemonLogger()
+	d := daemon.New(daemon.Config{
+		Source: c, Info: a.daemonInfo(sock), Upstreams: ups, TTL: f.ttl,
+		ResolvConf: f.resolvConf, StateDir: a.daemonInfo("").StateDir, Logger: log,
+		Watch: []string{filepath.Join(a.opts.stateDir, "networks")},
+	})
+	log.Info("stack daemon: serving", "socket", sock, "namespace", a.opts.namespace, "state", a.opts.stateDir, "pid", os.Getpid())
+	err = d.Run(ctx, l)
+	if errors.Is(err, daemon.ErrStateDirGone) {
+		log.Info("stack daemon: exiting", "reason", err)
+		return nil
+	}
+	return err
+}
+
+// daemonLogger logs to stderr (the service manager's journal, or the log
+// file of a daemon started on demand), with debug details under --debug.
+func (a *app) daemonLogger() *slog.Logger {
+	level := slog.LevelInfo
+	if a.opts.debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// parseUpstreams reads "ip[:port],..." (IPv6 as [ip]:port or bare).
+func parseUpstreams(s string) ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(part); err == nil {
+			out = append(out, ap)
+			continue
+		}
+		ip, err := netip.ParseAddr(strings.Trim(part, "[]"))
+		if err != nil {
+			return nil, fmt.Errorf("DNS upstream %q: want ip or ip:port (STACK_DNS_UPSTREAMS, --dns-upstreams)", part)
+		}
+		out = append(out, netip.AddrPortFrom(ip, 53))
+	}
+	return out, nil
+}
+
+// ensureDaemon makes sure the daemon serving this installation runs and has
+// seen what the command just changed: a running one is asked to refresh
+// (it follows containerd's events anyway; this makes `up` return only once
+// the names answer); otherwise one is started detached.
+func (a *app) ensureDaemon(ctx context.Context) error {
+	sock := a.daemonSocket("")
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	st, err := daemon.Dial(sock).Refresh(pctx)
+	cancel()
+	if err == nil {
+		return a.checkDaemonInfo(st.Info)
+	}
+	return a.startDaemon(ctx, sock)
+}
+
+func (a *app) checkDaemonInfo(got daemon.Info) error {
+	want := a.daemonInfo(got.Socket)
+	if got != want {
+		return fmt.Errorf("the stack daemon on %s serves namespace %q, state directory %s and containerd %s, not this installation's; set STACK_DAEMON_SOCKET to give this one its own daemon",
+			got.Socket, got.Namespace, got.StateDir, got.Containerd)
+	}
+	return nil
+}
+
+// startDaemon runs `stack daemon` detached in its own session, logging to
+// <state>/daemon.log, and waits until its socket answers.
+func (a *app) startDaemon(ctx context.Context, sock string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("start the stack daemon: %w", err)
+	}
+	logPath := filepath.Join(a.opts.stateDir, "daemon.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("start the stack daemon: open its log: %w", err)
+	}
+	defer logf.Close()
+	args := []string{"--address", a.opts.address, "--namespace", a.opts.namespace, "--state-dir", a.opts.stateDir}
+	if a.opts.debug {
+		args = append(args, "--debug")
+	}
+	cmd := exec.Command(exe, append(args, "daemon", "--socket", sock)...)
+	cmd.Stdout, cmd.Stderr = logf, logf // never the CLI's pipes: the daemon outlives it
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the stack daemon: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if err := waitDaemon(ctx, sock, exited, 15*time.Second); err != nil {
+		return fmt.Errorf("%w; see %s", err, logPath)
+	}
+	fmt.Fprintf(a.stderr, "stack daemon was not running: started it on %s (log %s)\n", sock, logPath)
+	return nil
+}
+
+// waitDaemon polls the socket until a daemon answers. A child that exits
+// first may have lost a race with another daemon starting: then that one
+// answers soon.
+func waitDaemon(ctx context.Context, sock string, exited <-chan error, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var childErr error
+	for time.Now().Before(deadline) {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := daemon.Dial(sock).Status(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			childErr = fmt.Errorf("the stack daemon exited at start (%v)", err)
+			if soon := time.Now().Add(time.Second); soon.Before(deadline) {
+				deadline = soon
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if childErr != nil {
+		return childErr
+	}
+	return fmt.Errorf("the stack daemon did not answer on %s within %s", sock, limit)
+}
+
+func (a *app) daemonStatus(ctx context.Context, f *daemonFlags) error {
+	sock := a.daemonSocket(f.socket)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := daemon.Dial(sock).Status(pctx)
+	if err != nil {
+		return fmt.Errorf("no stack daemon answers on %s (`stack up` starts it, or run `stack daemon`): %w", sock, err)
+	}
+	switch f.format {
+	case "json":
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	case "text", "":
+		return renderDaemonStatus(a.stdout, st, time.Now())
+	}
+	return fmt.Errorf("invalid --format %q: use text or json", f.format)
+}
+
+func renderDaemonStatus(w io.Writer, st daemon.Status, now time.Time) error {
+	fmt.Fprintf(w, "daemon     pid %d, up %s, socket %s\n", st.PID, now.Sub(st.Since).Round(time.Second), st.Socket)
+	fmt.Fprintf(w, "serving    namespace %s, state %s, containerd %s\n", st.Namespace, st.StateDir, st.Containerd)
+	fmt.Fprintf(w, "upstreams  %s (from %s)%s\n", upstreamList(st.Upstreams), st.UpstreamsFrom, errSuffix(st.UpstreamsErr))
+	r := st.Refresh
+	fmt.Fprintf(w, "refresh    %d observes, last took %s, event to answer %s (max %s)%s\n", r.Count,
+		ms(r.LastDuration), ms(r.LastEventLatency), ms(r.MaxEventLatency), errSuffix(r.LastError))
+	q := st.DNS
+	fmt.Fprintf(w, "queries    %d: %d local, %d forwarded, %d failed forwards, %d refused\n", q.Queries, q.Local, q.Forwarded, q.ServFail, q.Refused)
+	if st.EventsErr != "" {
+		fmt.Fprintf(w, "events     not following: %s\n", st.EventsErr)
+	}
+	for _, n := range st.Networks {
+		listen := "listening on " + n.Listen + " (udp, tcp)"
+		if n.Listen == "" {
+			listen = "NOT listening: " + n.Error
+		}
+		internal := ""
+		if n.Internal {
+			internal = ", internal (no forwarding)"
+		}
+		fmt.Fprintf(w, "\nnetwork %s  %s  %s%s\n", n.Name, n.Subnet, listen, internal)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, name := range n.Names {
+			fmt.Fprintf(tw, "  %s\t%s\n", name.Name, strings.Join(name.Addresses, " "))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func upstreamList(ups []daemon.UpstreamStatus) string {
+	if len(ups) == 0 {
+		return "none (other names get SERVFAIL)"
+	}
+	var parts []string
+	for _, u := range ups {
+		s := u.Addr
+		if u.Down {
+			s += " (down)"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func errSuffix(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "; error: " + s
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+}
+
+// serveNames makes service names of a project with networks resolve: it
+// ensures the daemon runs (STACK_DAEMON=off opts out). A daemon that cannot
+// start does not fail the command (the containers run); it is a warning.
+func (a *app) serveNames(ctx context.Context, desired compose.Desired) {
+	if len(desired.Networks) == 0 || os.Getenv("STACK_DAEMON") == "off" {
+		return
+	}
+	if err := a.ensureDaemon(ctx); err != nil {
+		fmt.Fprintln(a.stderr, "WARN service names will not resolve:", err)
+	}
+}
