@@ -629,7 +629,7 @@ func TestDriverLogsGoToAFileTheShimOwns(t *testing.T) {
 			if tty {
 				want = append(want, "on-a-tty")
 			}
-			waitForLog(t, filepath.Join(e.stateDir, "containers", c.ID, c.ID+".log"), want)
+			waitForLog(t, filepath.Join(e.stateDir, "containers", c.ID, c.ID+"-json.log"), want)
 			d, err := ctrd.New(e.ctx, ctrd.Options{Address: env.socket, Namespace: e.ns, StateDir: e.stateDir})
 			if err != nil {
 				t.Fatal(err)

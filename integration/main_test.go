@@ -66,6 +66,11 @@ func buildTools(dir string) error {
 			return fmt.Errorf("build stack: %v\n%s", err, out)
 		}
 	}
+	if abs, err := filepath.Abs(env.stackBin); err == nil {
+		env.stackBin = abs
+	}
+	// Tasks started by the in-process driver tests log through stack too.
+	os.Setenv(ctrd.LogBinaryEnv, env.stackBin)
 	env.imagesDir = os.Getenv("STACK_TEST_IMAGES")
 	if env.imagesDir == "" {
 		env.imagesDir = filepath.Join(dir, "images")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -111,34 +110,17 @@ func (c *Client) reuseTask(ctx context.Context, ctr containerd.Container) (bool,
 	return false, c.teardownNetwork(ctx, ctr.ID())
 }
 
-// LogPath is the file the container's shim writes its stdout and stderr to
-// (interleaved; with a TTY, the terminal's output).
-func (c *Client) LogPath(id string) string { return c.containerDir(id, id+".log") }
+// LogPath is the container's json-file log, written by the logging binary
+// (rotated files are LogPath.1, LogPath.2, …).
+func (c *Client) LogPath(id string) string { return c.containerDir(id, id+"-json.log") }
 
 // taskIO is where the task's output goes: nowhere for the "none" log driver,
-// else the log file.
+// else the json-file logging binary.
 func (c *Client) taskIO(id string, spec engine.ContainerSpec) cio.Creator {
 	if spec.Logging.Driver == "none" {
 		return cio.NullIO
 	}
-	return logFile(c.LogPath(id), spec.Process.TTY)
-}
-
-// logFile is cio.LogFile: the shim, not this process, owns the file, so the
-// task outlives the CLI. The shim copies a terminal only to a fifo or a
-// logging binary, so with a TTY the logger is /bin/sh appending fd 3 (the
-// terminal's output) to the file, after closing fd 5 to signal readiness.
-// The lifecycle issue replaces both with stack's own json-file logger.
-func logFile(path string, tty bool) cio.Creator {
-	return func(string) (cio.IO, error) {
-		uri := "file://" + path
-		if tty {
-			script := "exec 5>&-; exec cat <&3 >> '" + strings.ReplaceAll(path, "'", `'\''`) + "'"
-			u := url.URL{Scheme: "binary", Path: "/bin/sh", RawQuery: url.Values{"-c": {script}}.Encode()}
-			uri = u.String()
-		}
-		return &fileIO{cfg: cio.Config{Terminal: tty, Stdout: uri, Stderr: uri}}, nil
-	}
+	return c.jsonLogIO(id, spec)
 }
 
 type fileIO struct{ cfg cio.Config }

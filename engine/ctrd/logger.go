@@ -1,0 +1,305 @@
+package ctrd
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// maxLogLine is where a line without a newline is cut into a partial entry,
+// as Docker's log copier does.
+const maxLogLine = 16 << 10
+
+// reopenCheck is how often the writer checks that its file is still the one
+// at its path (someone may have deleted it by hand).
+const reopenCheck = time.Second
+
+// RunLogDriver is the body of the logging binary the shim starts for each
+// task: fd 3 is the task's stdout, fd 4 its stderr, fd 5 the readiness pipe.
+// It writes json-file lines until both pipes reach EOF, which the shim causes
+// on task delete. SIGTERM (sent by the shim right after) is ignored so that
+// nothing buffered is lost; the shim's SIGKILL 12 s later is the backstop.
+func RunLogDriver(arg string) error {
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	stdout, stderr, ready := os.NewFile(3, "stdout"), os.NewFile(4, "stderr"), os.NewFile(5, "ready")
+	cfg, err := decodeLogConfig(arg)
+	if err != nil {
+		return drainAfter(err, ready, stdout, stderr)
+	}
+	w, err := openJSONLog(cfg)
+	if err != nil {
+		return drainAfter(err, ready, stdout, stderr)
+	}
+	signalReady(ready)
+	return errors.Join(copyLogStreams(w, stdout, stderr), w.Close())
+}
+
+// signalReady lets the shim start the container: one byte, then close.
+func signalReady(ready *os.File) {
+	if ready == nil {
+		return
+	}
+	_, _ = ready.Write([]byte{1})
+	_ = ready.Close()
+}
+
+// drainAfter keeps the container from dying of SIGPIPE when the log file
+// cannot be written: its output is read and dropped.
+func drainAfter(err error, ready *os.File, streams ...*os.File) error {
+	signalReady(ready)
+	var wg sync.WaitGroup
+	for _, s := range streams {
+		if s == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _ = io.Copy(io.Discard, s) }()
+	}
+	wg.Wait()
+	return err
+}
+
+// copyLogStreams copies stdout and stderr into w, one goroutine each, until
+// both reach EOF. A nil reader is skipped.
+func copyLogStreams(w *jsonLog, stdout, stderr io.Reader) error {
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, r := range []io.Reader{stdout, stderr} {
+		if r == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = copyStream(w, []string{"stdout", "stderr"}[i], r)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// copyStream reads lines and hands them to w in batches: every complete
+// line already buffered goes in one write. A line longer than maxLogLine and
+// the unterminated tail at EOF become entries without a newline.
+func copyStream(w *jsonLog, stream string, r io.Reader) error {
+	br := bufio.NewReaderSize(r, maxLogLine)
+	var b batch
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			b.add(stream, line, time.Now())
+		}
+		if (err == nil || errors.Is(err, bufio.ErrBufferFull)) && hasLine(br) && len(b.buf) < 256<<10 {
+			continue
+		}
+		if werr := w.write(&b); werr != nil {
+			return werr
+		}
+		switch {
+		case err == nil || errors.Is(err, bufio.ErrBufferFull):
+		case errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed):
+			return nil
+		default:
+			return fmt.Errorf("read %s: %w", stream, err)
+		}
+	}
+}
+
+// hasLine says whether the next ReadSlice returns without blocking: a whole
+// line, or a full buffer, is already there.
+func hasLine(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n == br.Size() {
+		return true
+	}
+	p, _ := br.Peek(n)
+	return bytes.IndexByte(p, '\n') >= 0
+}
+
+// batch is encoded json-file lines and where each ends.
+type batch struct {
+	buf  []byte
+	ends []int
+}
+
+func (b *batch) add(stream string, line []byte, t time.Time) {
+	b.buf = appendLogLine(b.buf, stream, line, t)
+	b.ends = append(b.ends, len(b.buf))
+}
+
+func (b *batch) reset() { b.buf, b.ends = b.buf[:0], b.ends[:0] }
+
+// appendLogLine encodes one Docker json-file line:
+// {"log":"text\n","stream":"stdout","time":"2006-01-02T15:04:05.999999999Z"}
+func appendLogLine(dst []byte, stream string, text []byte, t time.Time) []byte {
+	dst = append(dst, `{"log":`...)
+	dst = appendJSONString(dst, text)
+	dst = append(dst, `,"stream":"`...)
+	dst = append(dst, stream...)
+	dst = append(dst, `","time":"`...)
+	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, "\"}\n"...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString quotes s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, `\ufffd`...)
+			} else {
+				dst = append(dst, s[i:i+size]...)
+			}
+			i += size
+			continue
+		}
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+	}
+	return append(dst, '"')
+}
+
+// jsonLog is an append-only json-file log with size-based rotation:
+// path, path.1 (newer), … path.<max-file - 1> (oldest).
+type jsonLog struct {
+	mu      sync.Mutex
+	cfg     LogConfig
+	f       *os.File
+	size    int64
+	checked time.Time
+}
+
+// openJSONLog opens (appending to) the log file at cfg.Path.
+func openJSONLog(cfg LogConfig) (*jsonLog, error) {
+	l := &jsonLog{cfg: cfg}
+	if err := l.open(os.O_APPEND); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *jsonLog) open(mode int) error {
+	if err := os.MkdirAll(filepath.Dir(l.cfg.Path), 0o711); err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	f, err := os.OpenFile(l.cfg.Path, os.O_WRONLY|os.O_CREATE|mode, 0o640)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("open log: %w", err)
+	}
+	l.f, l.size, l.checked = f, fi.Size(), time.Now()
+	return nil
+}
+
+// write appends the batch, rotating between lines when the next one would
+// take the file over max-size, and empties the batch.
+func (l *jsonLog) write(b *batch) error {
+	defer b.reset()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recheck()
+	start := 0
+	for i, end := range b.ends {
+		lineStart := 0
+		if i > 0 {
+			lineStart = b.ends[i-1]
+		}
+		if l.cfg.MaxSize > 0 && l.size+int64(end-start) > l.cfg.MaxSize && l.size+int64(lineStart-start) > 0 {
+			if err := l.flush(b.buf[start:lineStart]); err != nil {
+				return err
+			}
+			start = lineStart
+			if err := l.rotate(); err != nil {
+				return err
+			}
+		}
+	}
+	return l.flush(b.buf[start:])
+}
+
+func (l *jsonLog) flush(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	n, err := l.f.Write(p)
+	l.size += int64(n)
+	if err != nil {
+		return fmt.Errorf("write log: %w", err)
+	}
+	return nil
+}
+
+// rotate shifts path.N-2 → path.N-1 … path → path.1 and starts an empty
+// file; with max-file 1 the file is truncated instead.
+func (l *jsonLog) rotate() error {
+	if err := l.f.Close(); err != nil {
+		return fmt.Errorf("rotate log: %w", err)
+	}
+	for n := l.cfg.MaxFiles - 1; n >= 1; n-- {
+		err := os.Rename(rotatedPath(l.cfg.Path, n-1), rotatedPath(l.cfg.Path, n))
+		if err != nil && !isNotExist(err) {
+			return fmt.Errorf("rotate log: %w", err)
+		}
+	}
+	return l.open(os.O_TRUNC)
+}
+
+// recheck reopens the file when it was deleted or replaced by hand, and
+// follows a truncation, at most once per reopenCheck.
+func (l *jsonLog) recheck() {
+	if time.Since(l.checked) < reopenCheck {
+		return
+	}
+	l.checked = time.Now()
+	mine, err1 := l.f.Stat()
+	there, err2 := os.Stat(l.cfg.Path)
+	if err1 == nil && err2 == nil && os.SameFile(mine, there) {
+		l.size = mine.Size()
+		return
+	}
+	old := l.f
+	if err := l.open(os.O_APPEND); err == nil {
+		old.Close()
+	}
+}
+
+// Close closes the current file.
+func (l *jsonLog) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Close()
+}

@@ -1,0 +1,282 @@
+package ctrd
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type jsonLine struct {
+	Log    string    `json:"log"`
+	Stream string    `json:"stream"`
+	Time   time.Time `json:"time"`
+}
+
+func readJSONLines(t *testing.T, path string) []jsonLine {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []jsonLine
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l jsonLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("%s: line %q is not JSON: %v", path, sc.Text(), err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func newTestLog(t *testing.T, maxSize int64, maxFiles int) (*jsonLog, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "c", "c-json.log")
+	w, err := openJSONLog(LogConfig{Path: path, MaxSize: maxSize, MaxFiles: maxFiles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, path
+}
+
+func TestLoggerWritesDockerJSONFileLinesForBothStreams(t *testing.T) {
+	w, path := newTestLog(t, 0, 1)
+	before := time.Now()
+	err := copyLogStreams(w, strings.NewReader("out 1\nout \"2\"\t<&>\n"), strings.NewReader("err \x01 \xff\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	got := map[string][]string{}
+	for _, l := range readJSONLines(t, path) {
+		if l.Time.Before(before) || l.Time.After(time.Now()) {
+			t.Errorf("time %v is not the time of reading", l.Time)
+		}
+		got[l.Stream] = append(got[l.Stream], l.Log)
+	}
+	want := map[string][]string{"stdout": {"out 1\n", "out \"2\"\t<&>\n"}, "stderr": {"err \x01 \uFFFD\n"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("lines = %q, want %q", got, want)
+	}
+}
+
+func TestLoggerTimeHasNanosecondsAndEncodesLikeDocker(t *testing.T) {
+	ts := time.Date(2026, 11, 23, 22, 17, 32, 649122293, time.UTC)
+	got := string(appendLogLine(nil, "stdout", []byte("out 0\n"), ts))
+	want := `{"log":"out 0\n","stream":"stdout","time":"2026-11-23T22:17:32.649122293Z"}` + "\n"
+	if got != want {
+		t.Fatalf("line = %s, want %s", got, want)
+	}
+}
+
+func TestLoggerFlushesAPartialLastLineAtEOF(t *testing.T) {
+	w, path := newTestLog(t, 0, 1)
+	if err := copyLogStreams(w, strings.NewReader("whole\nno newline"), nil); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	lines := readJSONLines(t, path)
+	if len(lines) != 2 || lines[1].Log != "no newline" {
+		t.Fatalf("lines = %+v, want the partial line last, without a newline", lines)
+	}
+}
+
+func TestLoggerCutsAnEndlessLineInto16KiBEntries(t *testing.T) {
+	w, path := newTestLog(t, 0, 1)
+	long := strings.Repeat("x", 40<<10) + "\n"
+	if err := copyLogStreams(w, strings.NewReader(long), nil); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	var joined strings.Builder
+	lines := readJSONLines(t, path)
+	for _, l := range lines {
+		if len(l.Log) > maxLogLine {
+			t.Errorf("entry of %d bytes, want at most %d", len(l.Log), maxLogLine)
+		}
+		joined.WriteString(l.Log)
+	}
+	if len(lines) != 3 || joined.String() != long {
+		t.Fatalf("%d entries joining to %d bytes, want 3 joining to the line", len(lines), joined.Len())
+	}
+}
+
+func TestLoggerRotatesBySizeAndKeepsMaxFileFiles(t *testing.T) {
+	w, path := newTestLog(t, 1024, 3)
+	var in strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&in, "line %03d\n", i)
+	}
+	if err := copyLogStreams(w, strings.NewReader(in.String()), nil); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	files, _ := filepath.Glob(path + "*")
+	if len(files) != 3 {
+		t.Fatalf("files = %v, want 3 (max-file)", files)
+	}
+	var all []jsonLine
+	for _, n := range []int{2, 1, 0} {
+		fi, err := os.Stat(rotatedPath(path, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 1024 {
+			t.Errorf("%s is %d bytes, over max-size 1024", fi.Name(), fi.Size())
+		}
+		all = append(all, readJSONLines(t, rotatedPath(path, n))...)
+	}
+	// The newest lines are kept, in order, oldest file first.
+	last := all[len(all)-1].Log
+	if last != "line 199\n" {
+		t.Fatalf("last line = %q, want line 199", last)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Log <= all[i-1].Log {
+			t.Fatalf("lines out of order across files: %q then %q", all[i-1].Log, all[i].Log)
+		}
+	}
+}
+
+func TestLoggerWithMaxFileOneTruncates(t *testing.T) {
+	w, path := newTestLog(t, 200, 1)
+	if err := copyLogStreams(w, strings.NewReader(strings.Repeat("0123456789\n", 100)), nil); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	files, _ := filepath.Glob(path + "*")
+	fi, _ := os.Stat(path)
+	if len(files) != 1 || fi.Size() > 200 {
+		t.Fatalf("files = %v, size %d; want one file of at most 200 bytes", files, fi.Size())
+	}
+}
+
+func TestLoggerAppendsAcrossRestarts(t *testing.T) {
+	w, path := newTestLog(t, 0, 1)
+	copyLogStreams(w, strings.NewReader("first run\n"), nil)
+	w.Close()
+	w, err := openJSONLog(LogConfig{Path: path, MaxFiles: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyLogStreams(w, strings.NewReader("second run\n"), nil)
+	w.Close()
+	if lines := readJSONLines(t, path); len(lines) != 2 {
+		t.Fatalf("lines = %+v, want both runs", lines)
+	}
+}
+
+func TestLoggerReopensAFileDeletedByHand(t *testing.T) {
+	w, path := newTestLog(t, 0, 1)
+	var b batch
+	b.add("stdout", []byte("before\n"), time.Now())
+	w.write(&b)
+	os.Remove(path)
+	w.checked = time.Time{}
+	b.add("stdout", []byte("after\n"), time.Now())
+	w.write(&b)
+	w.Close()
+	if lines := readJSONLines(t, path); len(lines) != 1 || lines[0].Log != "after\n" {
+		t.Fatalf("lines = %+v, want the line written after the delete", lines)
+	}
+}
+
+func TestParseLogConfig(t *testing.T) {
+	for _, tc := range []struct {
+		opts    map[string]string
+		size    int64
+		files   int
+		wantErr string
+	}{
+		{nil, 10 << 20, 3, ""},
+		{map[string]string{"max-size": "500k", "max-file": "5"}, 500 << 10, 5, ""},
+		{map[string]string{"max-size": "1g"}, 1 << 30, 3, ""},
+		{map[string]string{"max-size": "1.5MB"}, 3 << 19, 3, ""},
+		{map[string]string{"max-size": "2048"}, 2048, 3, ""},
+		{map[string]string{"max-size": "-1"}, 0, 3, ""},
+		{map[string]string{"max-size": "ten"}, 0, 0, `logging.options.max-size "ten": not a size`},
+		{map[string]string{"max-size": "10q"}, 0, 0, `unknown unit "q"`},
+		{map[string]string{"max-file": "0"}, 0, 0, `logging.options.max-file "0"`},
+		{map[string]string{"compress": "true"}, 0, 0, `logging.options.compress "true": not supported`},
+	} {
+		cfg, err := ParseLogConfig("/x", tc.opts)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%v: error %v, want %q", tc.opts, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || cfg.MaxSize != tc.size || cfg.MaxFiles != tc.files {
+			t.Errorf("%v: %+v, %v; want size %d files %d", tc.opts, cfg, err, tc.size, tc.files)
+		}
+		back, err := decodeLogConfig(cfg.encode())
+		if err != nil || back != cfg {
+			t.Errorf("%v: decode(encode) = %+v, %v", tc.opts, back, err)
+		}
+	}
+}
+
+// The logging binary as the shim runs it: fds 3, 4 and 5, readiness before
+// any output, and the pipes drained to EOF even after SIGTERM.
+func TestLogDriverSignalsReadinessOnFd5AndDrainsAfterSIGTERM(t *testing.T) {
+	if os.Getenv("STACK_LOG_DRIVER_CHILD") != "" {
+		if err := RunLogDriver(os.Args[len(os.Args)-1]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	path := filepath.Join(t.TempDir(), "c-json.log")
+	arg := LogConfig{Path: path, MaxSize: 1 << 20, MaxFiles: 2}.encode()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLogDriverSignalsReadinessOnFd5AndDrainsAfterSIGTERM$", arg)
+	cmd.Env = append(os.Environ(), "STACK_LOG_DRIVER_CHILD=1")
+	outR, outW, _ := os.Pipe()
+	errR, errW, _ := os.Pipe()
+	readyR, readyW, _ := os.Pipe()
+	cmd.ExtraFiles = []*os.File{outR, errR, readyW}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	outR.Close()
+	errR.Close()
+	readyW.Close()
+	b := make([]byte, 1)
+	if n, err := readyR.Read(b); n != 1 || err != nil {
+		t.Fatalf("readiness: read %d bytes, %v; want one byte", n, err)
+	}
+	if _, err := io.ReadAll(readyR); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(outW, "before the signal")
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond)
+	fmt.Fprintln(errW, "after the signal")
+	fmt.Fprint(outW, "partial")
+	outW.Close()
+	errW.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("log driver: %v", err)
+	}
+	var got []string
+	for _, l := range readJSONLines(t, path) {
+		got = append(got, l.Stream+":"+l.Log)
+	}
+	slices.Sort(got)
+	want := "[stderr:after the signal\n stdout:before the signal\n stdout:partial]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("lines = %q, want %s", got, want)
+	}
+}
