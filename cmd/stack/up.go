@@ -174,6 +174,7 @@ func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
 	}
 	if cv.plan.Empty() {
 		fmt.Fprintln(a.stdout, "nothing to do")
+		a.serveNames(ctx, desired)
 		return nil
 	}
 	if err := preflight(ctx, c, cv.plan); err != nil {
@@ -182,7 +183,9 @@ func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
 	if !f.detach {
 		fmt.Fprintln(a.stderr, "note: attached mode (logs) is not available yet; starting detached")
 	}
-	return a.apply(ctx, c, cv.plan, "Running", f.quietPull)
+	err = a.apply(ctx, c, cv.plan, "Running", f.quietPull)
+	a.serveNames(ctx, desired)
+	return err
 }
 
 // preflight finds what would fail halfway through the plan — a host port
