@@ -102,7 +102,7 @@ func (f *forwarder) forward(ctx context.Context, r *dns.Msg) (*dns.Msg, error) {
 	var errs []error
 	for _, u := range ups {
 		if u.down() {
-			f.probe(u, q.Copy())
+			f.probe(u, q)
 			errs = append(errs, fmt.Errorf("%s: %w", u.addr, errMarkedDown))
 			continue
 		}
@@ -190,6 +190,7 @@ func (f *forwarder) probe(u *upstream, q *dns.Msg) {
 	if !u.downUntil.CompareAndSwap(due, time.Now().Add(f.downFor).UnixNano()) {
 		return // another query is probing
 	}
+	q = q.Copy() // the caller goes on using its own
 	go func() {
 		ctx, cancel := context.WithTimeout(f.base, f.timeout)
 		defer cancel()
