@@ -83,6 +83,19 @@ type listener struct {
 	Listener
 	udp, tcp *dns.Server
 	done     chan struct{} // closed when both have returned
+	failed   chan struct{} // closed when either stopped on its own
+	failOnce sync.Once
+}
+
+// dead reports whether a socket of ln stopped serving on its own (its
+// address went away, say): adding the listener again replaces it.
+func (ln *listener) dead() bool {
+	select {
+	case <-ln.failed:
+		return true
+	default:
+		return false
+	}
 }
 
 // New returns a Server with an empty table and no listeners.
@@ -144,7 +157,8 @@ func (s *Server) Upstreams() []UpstreamStatus { return s.fwd.status() }
 // there until RemoveListener or Close; it returns once both sockets answer,
 // with the address bound (the same port for both). Adding a listener that
 // exists for the same network is a no-op, so a caller may re-add all of them
-// on every change. l.Addr must be a specific address, never 0.0.0.0 or ::.
+// on every change; a listener whose socket died is replaced. l.Addr must be
+// a specific address, never 0.0.0.0 or ::.
 func (s *Server) AddListener(l Listener) (netip.AddrPort, error) {
 	if err := l.validate(); err != nil {
 		return netip.AddrPort{}, err
@@ -153,6 +167,10 @@ func (s *Server) AddListener(l Listener) (netip.AddrPort, error) {
 	defer s.mu.Unlock()
 	if s.closed {
 		return netip.AddrPort{}, ErrServerClosed
+	}
+	if old, ok := s.listeners[l.Addr]; ok && old.dead() {
+		old.shutdown()
+		delete(s.listeners, l.Addr)
 	}
 	if old, ok := s.listeners[l.Addr]; ok && l.Addr.Port() != 0 {
 		if !old.same(l) {
@@ -196,7 +214,7 @@ func (s *Server) start(l Listener) (*listener, error) {
 	l.Addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	l.Allow = append([]netip.Prefix(nil), l.Allow...)
 	h := &handler{srv: s, network: l.Network, internal: l.Internal, allow: l.Allow}
-	ln := &listener{Listener: l, done: make(chan struct{})}
+	ln := &listener{Listener: l, done: make(chan struct{}), failed: make(chan struct{})}
 	ln.udp = &dns.Server{PacketConn: pc, Handler: h, UDPSize: readSize}
 	ln.tcp = &dns.Server{Listener: limitConns(tl, maxTCPConns), Handler: h, ReadTimeout: 2 * time.Second, MaxTCPQueries: -1}
 	if err := ln.serve(s.log); err != nil {
@@ -219,6 +237,7 @@ func (ln *listener) serve(log *slog.Logger) error {
 			defer wg.Done()
 			if err := srv.ActivateAndServe(); err != nil {
 				log.Warn("dns: listener stopped", "network", ln.Network, "addr", ln.Addr.String(), "err", err)
+				ln.failOnce.Do(func() { close(ln.failed) })
 				errc <- err
 			}
 		}()

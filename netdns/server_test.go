@@ -153,3 +153,21 @@ func TestAddListenerWithOtherSettingsIsRefused(t *testing.T) {
 		t.Fatal("changed settings accepted silently")
 	}
 }
+
+func TestAddingADeadListenerAgainRevivesIt(t *testing.T) {
+	s := newTestServer(t, Config{})
+	addr, err := s.AddListener(Listener{Network: "demo_default", Addr: netip.MustParseAddrPort("127.0.0.1:0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	ln := s.listeners[addr]
+	s.mu.Unlock()
+	ln.udp.PacketConn.Close() // as when the gateway address disappears
+	<-ln.failed
+	again, err := s.AddListener(Listener{Network: "demo_default", Addr: addr})
+	if err != nil || again != addr {
+		t.Fatalf("re-adding a dead listener: %v %v", again, err)
+	}
+	wantIPs(t, exchange(t, "udp", addr.String(), query("db", dns.TypeA)), db)
+}
