@@ -1,0 +1,290 @@
+package integration
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const networksProject = `
+services:
+  plain:
+    image: busybox
+    command: ` + loop + `
+  a1:
+    image: busybox
+    command: ` + loop + `
+    networks: [alpha]
+  a2:
+    image: busybox
+    command: ` + loop + `
+    networks: [alpha]
+  b1:
+    image: busybox
+    command: ` + loop + `
+    networks: [beta]
+  both:
+    image: busybox
+    command: ` + loop + `
+    networks: [alpha, beta]
+  inner:
+    image: busybox
+    command: ` + loop + `
+    networks: [sealed]
+  guest:
+    image: busybox
+    command: ` + loop + `
+    networks: [shared]
+networks:
+  alpha:
+    ipam:
+      config:
+        - subnet: 10.247.21.0/24
+          gateway: 10.247.21.254
+    labels:
+      com.example.tier: alpha
+  beta: {}
+  sealed:
+    internal: true
+  shared:
+    external: true
+    name: SHARED
+`
+
+const providerProject = `
+services:
+  host:
+    image: busybox
+    command: ` + loop + `
+    networks: [shared]
+networks:
+  shared:
+    name: SHARED
+`
+
+// ipOn is the container's IPv4 address on interface dev.
+func ipOn(p *projectEnv, name, dev string) string {
+	p.t.Helper()
+	ip := addrOf(p.sh(name, "ip -4 -o addr show dev "+dev))
+	if ip == "" {
+		p.t.Fatalf("%s has no IPv4 address on %s", name, dev)
+	}
+	return ip
+}
+
+// reaches pings ip once from the container, bounded by 2 seconds.
+func reaches(p *projectEnv, name, ip string) bool {
+	p.t.Helper()
+	return p.exec(name, "timeout", "3", "ping", "-c", "1", "-W", "2", ip).code == 0
+}
+
+// TestNetNetworks brings up services on the default network, a network with
+// a given subnet and gateway, one with a chosen subnet, an internal one and
+// an external one made by another project, and checks addresses, routes,
+// reachability by IP (never leaving the test's bridges) and NAT rules.
+func TestNetNetworks(t *testing.T) {
+	p := newProjectEnv(t, "")
+	shared := p.project + "-shared"
+	p.writeCompose(strings.ReplaceAll(networksProject, "SHARED", shared))
+
+	providerDir := filepath.Join(p.dir, "provider")
+	if err := os.MkdirAll(providerDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	provider := p.project + "-prov"
+	compose := "name: " + provider + "\n" + strings.ReplaceAll(providerProject, "SHARED", shared)
+	if err := os.WriteFile(filepath.Join(providerDir, "compose.yaml"), []byte(compose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runProvider := func(args ...string) {
+		t.Helper()
+		if r := p.runIn(providerDir, nil, args...); r.code != 0 {
+			t.Fatalf("provider %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	t.Cleanup(func() { p.runIn(providerDir, nil, "down", "-v", "-t", "0") })
+
+	t.Run("external network must exist", func(t *testing.T) {
+		r := p.run("up", "-d")
+		if r.code == 0 || !strings.Contains(r.stderr, shared) || !strings.Contains(r.stderr, "external") {
+			t.Fatalf("up with a missing external network: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if st := p.observe(); len(st.Containers) != 0 {
+			t.Errorf("a failed up left containers: %v", fingerprint(st))
+		}
+	})
+	runProvider("up", "-d")
+	p.mustRun("up", "-d")
+
+	nets := map[string]string{}
+	for _, n := range p.observe().Networks {
+		nets[n.Name] = n.Subnet
+	}
+	t.Run("default network", func(t *testing.T) {
+		def := networkNamed(t, p, p.project+"_default")
+		if ip := ipOn(p, p.name("plain", 1), "eth0"); !inSubnet(t, ip, def.Subnet) {
+			t.Errorf("plain %s is not on %s_default %s", ip, p.project, def.Subnet)
+		}
+	})
+	t.Run("subnet gateway and labels", func(t *testing.T) {
+		alpha := networkNamed(t, p, p.project+"_alpha")
+		if alpha.Subnet != "10.247.21.0/24" || alpha.Gateway != "10.247.21.254" || alpha.Labels["com.example.tier"] != "alpha" {
+			t.Errorf("alpha observed as %+v", alpha)
+		}
+		if route := p.sh(p.name("a1", 1), "ip -4 route show default"); !strings.Contains(route, "via 10.247.21.254") {
+			t.Errorf("a1 default route %q, want via the gateway 10.247.21.254", route)
+		}
+	})
+	t.Run("chosen subnets do not collide", func(t *testing.T) {
+		var subnets []*net.IPNet
+		for name, s := range nets {
+			_, n, err := net.ParseCIDR(s)
+			if err != nil {
+				t.Fatalf("network %s subnet %q: %v", name, s, err)
+			}
+			for _, o := range subnets {
+				if o.Contains(n.IP) || n.Contains(o.IP) {
+					t.Errorf("subnets %s and %s overlap", o, n)
+				}
+			}
+			subnets = append(subnets, n)
+		}
+		bridges := map[string]bool{}
+		for _, n := range p.observe().Networks {
+			bridges[n.Bridge] = true
+		}
+		routes, err := exec.Command("ip", "-4", "route").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(routes)), "\n") {
+			f := strings.Fields(l)
+			_, dst, err := net.ParseCIDR(f[0])
+			if err != nil || (len(f) > 2 && f[1] == "dev" && bridges[f[2]]) {
+				continue // the default route, or one of ours
+			}
+			for _, n := range subnets {
+				if n.Contains(dst.IP) || dst.Contains(n.IP) {
+					t.Errorf("subnet %s overlaps the host route %q", n, l)
+				}
+			}
+		}
+		if len(subnets) != 5 {
+			t.Errorf("want 5 networks (default, alpha, beta, sealed, external), got %v", nets)
+		}
+	})
+	t.Run("internal has no route out", func(t *testing.T) {
+		inner := p.name("inner", 1)
+		if route := p.sh(inner, "ip -4 route"); strings.Contains(route, "default") || route == "" {
+			t.Errorf("internal network routes: %q, want only the subnet", route)
+		}
+		if !networkNamed(t, p, p.project+"_sealed").Internal {
+			t.Error("sealed is not observed as internal")
+		}
+	})
+	t.Run("two networks two interfaces", func(t *testing.T) {
+		both := p.name("both", 1)
+		if ip := ipOn(p, both, "eth0"); !inSubnet(t, ip, nets[p.project+"_alpha"]) {
+			t.Errorf("both eth0 %s not on alpha", ip)
+		}
+		if ip := ipOn(p, both, "eth1"); !inSubnet(t, ip, nets[p.project+"_beta"]) {
+			t.Errorf("both eth1 %s not on beta", ip)
+		}
+	})
+	a1, a2, b1, both := p.name("a1", 1), p.name("a2", 1), p.name("b1", 1), p.name("both", 1)
+	t.Run("same network reaches by IP", func(t *testing.T) {
+		if ip := ipOn(p, a2, "eth0"); !reaches(p, a1, ip) {
+			t.Errorf("a1 cannot reach a2 at %s on the same network", ip)
+		}
+		if ip := ipOn(p, b1, "eth0"); !reaches(p, both, ip) {
+			t.Errorf("both cannot reach b1 at %s on beta", ip)
+		}
+	})
+	t.Run("different networks cannot reach each other", func(t *testing.T) {
+		if ip := ipOn(p, b1, "eth0"); reaches(p, a1, ip) {
+			t.Errorf("a1 (alpha) reaches b1 (beta) at %s", ip)
+		}
+		if ip := ipOn(p, a1, "eth0"); reaches(p, b1, ip) {
+			t.Errorf("b1 (beta) reaches a1 (alpha) at %s", ip)
+		}
+		if ip := ipOn(p, p.name("inner", 1), "eth0"); reaches(p, a1, ip) {
+			t.Errorf("a1 reaches inner on the internal network at %s", ip)
+		}
+	})
+	t.Run("external network joins another project", func(t *testing.T) {
+		guest := p.name("guest", 1)
+		if ip := ipOn(p, guest, "eth0"); !inSubnet(t, ip, nets[shared]) {
+			t.Errorf("guest %s is not on the external network %s", ip, nets[shared])
+		}
+		other := &projectEnv{stackEnv: p.stackEnv, project: provider}
+		if ip := ipOn(other, provider+"-host-1", "eth0"); !reaches(p, guest, ip) {
+			t.Errorf("guest cannot reach the provider's container at %s on the external network", ip)
+		}
+	})
+	t.Run("outbound NAT except internal", func(t *testing.T) {
+		nat := iptablesNAT(t)
+		for _, key := range []string{"alpha", "beta"} {
+			if !masqueraded(nat, nets[p.project+"_"+key]) {
+				t.Errorf("no MASQUERADE for %s %s in the nat table", key, nets[p.project+"_"+key])
+			}
+		}
+		if masqueraded(nat, nets[p.project+"_sealed"]) {
+			t.Errorf("internal network %s is masqueraded", nets[p.project+"_sealed"])
+		}
+	})
+	t.Run("down keeps the external network", func(t *testing.T) {
+		p.mustRun("down", "-v", "-t", "0")
+		if st := p.observe(); len(st.ProjectContainers(p.project)) != 0 {
+			t.Errorf("containers left after down: %v", fingerprint(st))
+		}
+		found := false
+		for _, n := range p.observe().Networks {
+			if n.Name == shared {
+				found = true
+			}
+			if n.Project == p.project {
+				t.Errorf("network %s of the project left after down", n.Name)
+			}
+		}
+		if !found {
+			t.Errorf("down -v removed the external network %s", shared)
+		}
+	})
+}
+
+// iptablesNAT is the host's nat table as `iptables -t nat -S` prints it.
+func iptablesNAT(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("iptables", "-w", "-t", "nat", "-S").Output()
+	if err != nil {
+		t.Fatalf("iptables -t nat -S: %v", err)
+	}
+	return string(out)
+}
+
+// masqueraded reports whether some nat chain both accepts traffic to the
+// subnet and masquerades the rest: the bridge plugin's ipMasq chain for a
+// container of that subnet.
+func masqueraded(nat, subnet string) bool {
+	rules := map[string][]string{}
+	for _, l := range strings.Split(nat, "\n") {
+		f := strings.Fields(l)
+		if len(f) > 2 && f[0] == "-A" {
+			rules[f[1]] = append(rules[f[1]], l)
+		}
+	}
+	for _, chain := range rules {
+		toSubnet, masq := false, false
+		for _, r := range chain {
+			toSubnet = toSubnet || strings.Contains(r, "-d "+subnet+" ")
+			masq = masq || strings.HasSuffix(r, "-j MASQUERADE")
+		}
+		if toSubnet && masq {
+			return true
+		}
+	}
+	return false
+}
