@@ -34,21 +34,19 @@ func (h *handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 
 // answer decides the reply to r; nil means no reply at all.
 func (h *handler) answer(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
-	if r.Response || len(r.Question) != 1 {
-		if r.Response {
-			return nil // never answer answers: no reflection loops
-		}
+	switch {
+	case r.Response:
+		return nil // never answer answers: no reflection loops
+	case !h.allowed(w.RemoteAddr()):
+		h.srv.stats.refused.Add(1)
+		return reply(r, dns.RcodeRefused)
+	case len(r.Question) != 1:
 		return reply(r, dns.RcodeFormatError)
-	}
-	if r.Opcode != dns.OpcodeQuery {
+	case r.Opcode != dns.OpcodeQuery:
 		return reply(r, dns.RcodeNotImplemented)
 	}
 	if opt := r.IsEdns0(); opt != nil && opt.Version() != 0 {
 		return reply(r, dns.RcodeBadVers)
-	}
-	if !h.allowed(w.RemoteAddr()) {
-		h.srv.stats.refused.Add(1)
-		return reply(r, dns.RcodeRefused)
 	}
 	q := r.Question[0]
 	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
