@@ -18,7 +18,7 @@ import (
 func (c *Client) buildMounts(ctx context.Context, id string, spec engine.ContainerSpec, hostNS []specs.LinuxNamespaceType) ([]specs.Mount, error) {
 	var out []specs.Mount
 	for _, m := range spec.Mounts {
-		om, err := c.ociMount(ctx, m)
+		om, err := c.ociMount(ctx, spec.Project, m)
 		if err != nil {
 			return nil, err
 		}
@@ -40,12 +40,12 @@ func (c *Client) buildMounts(ctx context.Context, id string, spec engine.Contain
 	return out, nil
 }
 
-func (c *Client) ociMount(ctx context.Context, m engine.Mount) (specs.Mount, error) {
+func (c *Client) ociMount(ctx context.Context, project string, m engine.Mount) (specs.Mount, error) {
 	switch m.Type {
 	case engine.MountBind:
 		return bindMount(m)
 	case engine.MountVolume:
-		return c.volumeMount(ctx, m)
+		return c.volumeMount(ctx, project, m)
 	case engine.MountTmpfs:
 		return tmpfsMount(m), nil
 	}
@@ -78,8 +78,8 @@ func bindMount(m engine.Mount) (specs.Mount, error) {
 	return specs.Mount{Type: "bind", Source: m.Source, Destination: m.Target, Options: bindOptions(m.ReadOnly, m.Propagation)}, nil
 }
 
-func (c *Client) volumeMount(ctx context.Context, m engine.Mount) (specs.Mount, error) {
-	rec, err := c.ensureVolume(ctx, m.Source)
+func (c *Client) volumeMount(ctx context.Context, project string, m engine.Mount) (specs.Mount, error) {
+	rec, err := c.ensureVolume(ctx, m.Source, project)
 	if err != nil {
 		return specs.Mount{}, fmt.Errorf("volume mount %s: %w", m.Target, err)
 	}

@@ -67,17 +67,19 @@ func (c *Client) writeVolume(ctx context.Context, rec volumeRecord) error {
 
 // ensureVolume returns the volume's record, creating a plain volume on
 // first use as Docker does, and mounts it when its driver options ask for a
-// filesystem.
-func (c *Client) ensureVolume(ctx context.Context, name string) (volumeRecord, error) {
+// filesystem. An anonymous volume (no name) belongs to the container's
+// project, so `down -v` removes it with the project's named volumes.
+func (c *Client) ensureVolume(ctx context.Context, name, project string) (volumeRecord, error) {
+	owner := ""
 	if name == "" {
-		name = newID() // anonymous volume
+		name, owner = newID(), project
 	}
 	if err := checkName("volume", name); err != nil {
 		return volumeRecord{}, err
 	}
 	rec, err := c.loadVolume(name)
 	if errdefs.IsNotFound(err) {
-		rec = volumeRecord{Name: name, Created: time.Now().UTC()}
+		rec = volumeRecord{Name: name, Project: owner, Created: time.Now().UTC()}
 		err = c.writeVolume(ctx, rec)
 	}
 	if err != nil {
