@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"net"
 	"slices"
 	"strings"
 	"syscall"
@@ -134,4 +135,65 @@ func (e *dnsEnv) daemonLatency() string {
 		return err.Error()
 	}
 	return "last " + st.Refresh.LastEventLatency.Round(100*time.Microsecond).String() + ", max " + st.Refresh.MaxEventLatency.Round(100*time.Microsecond).String()
+}
+
+// A recreated container gets a new address; the answers follow at once
+// (TTL 2 s), so clients that honour the TTL reach the new one.
+func TestDaemonAnswersTheNewAddressAfterARecreate(t *testing.T) {
+	e := newDNSEnv(t, pairCompose)
+	e.mustRun("up", "-d")
+	def := e.project + "_default"
+	st := e.observe()
+	gw := gateway(t, st, def)
+	old := e.container(st, e.project+"-api-1")
+
+	e.writeCompose(strings.Replace(pairCompose, "  api:\n", "  api:\n    environment: {VERSION: \"2\"}\n", 1))
+	e.mustRun("up", "-d")
+	st = e.observe()
+	renewed := e.container(st, e.project+"-api-1")
+	if renewed.ID == old.ID {
+		t.Fatalf("api was not recreated (id %s)", old.ID)
+	}
+	_, addrs, err := askHost(gw, "api", dnsmessage.TypeA)
+	if err != nil || !slices.Equal(addrs, []string{renewed.Addresses[def]}) {
+		t.Errorf("api after recreate = %v (%v), want only the new address %s (old %s)", addrs, err, renewed.Addresses[def], old.Addresses[def])
+	}
+	got, r := nslookup(t, e.namespace, e.container(st, e.project+"-client-1").ID, "api")
+	if !slices.Equal(got, []string{renewed.Addresses[def]}) {
+		t.Errorf("nslookup api from client after recreate = %v\n%s", got, r.stdout)
+	}
+}
+
+// An upstream that does not answer costs its timeout once: later queries
+// skip it and go to the next one at once, instead of waiting on it every
+// time as Docker and aardvark-dns do.
+func TestDNSDeadUpstreamCostsItsTimeoutOnce(t *testing.T) {
+	e := newDNSEnv(t, pairCompose)
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0") // bound, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	t.Setenv("STACK_DNS_UPSTREAMS", silent.LocalAddr().String()+","+e.upstream.addr.String())
+	e.mustRun("up", "-d")
+	gw := gateway(t, e.observe(), e.project+"_default")
+
+	var took []time.Duration
+	for range 5 {
+		start := time.Now()
+		rcode, addrs, err := askHostWithin(gw, forwardedName, dnsmessage.TypeA, 5*time.Second)
+		took = append(took, time.Since(start))
+		if err != nil || rcode != dnsmessage.RCodeSuccess || !slices.Equal(addrs, []string{forwardedIP}) {
+			t.Fatalf("forwarded query: rcode %v, %v, err %v", rcode, addrs, err)
+		}
+	}
+	t.Logf("forwarded query times with a dead first upstream: %v", took)
+	if took[0] > 2500*time.Millisecond {
+		t.Errorf("first query took %s, want at most the 2s upstream timeout", took[0])
+	}
+	for i, d := range took[1:] {
+		if d > 300*time.Millisecond {
+			t.Errorf("query %d took %s: the dead upstream was waited on again", i+2, d)
+		}
+	}
 }

@@ -241,6 +241,10 @@ func upstreamAnswer(query []byte) ([]byte, bool) {
 // and returns the rcode and the A/AAAA addresses answered. The host's
 // source address on that bridge is the gateway, inside the allowed subnet.
 func askHost(server, name string, qtype dnsmessage.Type) (dnsmessage.RCode, []string, error) {
+	return askHostWithin(server, name, qtype, 500*time.Millisecond)
+}
+
+func askHostWithin(server, name string, qtype dnsmessage.Type, limit time.Duration) (dnsmessage.RCode, []string, error) {
 	q := dnsmessage.Question{Name: dnsmessage.MustNewName(dnsName(name)), Type: qtype, Class: dnsmessage.ClassINET}
 	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: uint16(time.Now().UnixNano()), RecursionDesired: true})
 	_ = b.StartQuestions()
@@ -254,7 +258,7 @@ func askHost(server, name string, qtype dnsmessage.Type) (dnsmessage.RCode, []st
 		return 0, nil, err
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	_ = conn.SetDeadline(time.Now().Add(limit))
 	if _, err := conn.Write(msg); err != nil {
 		return 0, nil, err
 	}

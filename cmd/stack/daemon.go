@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -283,15 +284,40 @@ func renderDaemonStatus(w io.Writer, st daemon.Status, now time.Time) error {
 			internal = ", internal (no forwarding)"
 		}
 		fmt.Fprintf(w, "\nnetwork %s  %s  %s%s\n", n.Name, n.Subnet, listen, internal)
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		for _, name := range n.Names {
-			fmt.Fprintf(tw, "  %s\t%s\n", name.Name, strings.Join(name.Addresses, " "))
-		}
-		if err := tw.Flush(); err != nil {
+		if err := renderNames(w, n); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// renderNames prints one line per set of addresses with the names that
+// answer it; each name also answers as <name>.<network>.
+func renderNames(w io.Writer, n daemon.NetworkStatus) error {
+	suffix := "." + n.Name
+	var order []string
+	byAddrs := map[string][]string{}
+	for _, name := range n.Names {
+		if strings.HasSuffix(name.Name, suffix) {
+			continue
+		}
+		key := strings.Join(name.Addresses, " ")
+		if _, ok := byAddrs[key]; !ok {
+			order = append(order, key)
+		}
+		byAddrs[key] = append(byAddrs[key], name.Name)
+	}
+	if len(order) == 0 {
+		fmt.Fprintln(w, "  (no running container)")
+		return nil
+	}
+	sort.Strings(order)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  ADDRESSES\tNAMES (each also as NAME%s)\n", suffix)
+	for _, key := range order {
+		fmt.Fprintf(tw, "  %s\t%s\n", key, strings.Join(byAddrs[key], ", "))
+	}
+	return tw.Flush()
 }
 
 func upstreamList(ups []daemon.UpstreamStatus) string {
