@@ -72,3 +72,14 @@ func BenchmarkHandlerLocal(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
 }
+
+// BenchmarkNewTable100 is the cost of publishing a change: a table for 100
+// containers (3 names each, plus aliases) built and swapped in.
+func BenchmarkNewTable100(b *testing.B) {
+	s := New(Config{})
+	eps := append(fixture(), bigService(92)...)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.SetTable(NewTable(eps))
+	}
+}
