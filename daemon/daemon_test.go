@@ -250,7 +250,7 @@ func TestStatusOverTheSocketIsRootOnly(t *testing.T) {
 
 func TestDaemonEndsWhenItsStateDirectoryIsRemoved(t *testing.T) {
 	state := t.TempDir()
-	d := New(Config{Source: newFakeSource(engine.State{}), DNSPort: -1, StateDir: state, Resync: 10 * time.Millisecond,
+	d := New(Config{Source: newFakeSource(engine.State{}), DNSPort: -1, StateDir: state,
 		Upstreams: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:1")}})
 	errc := make(chan error, 1)
 	go func() { errc <- d.Run(context.Background(), nil) }()
