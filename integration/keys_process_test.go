@@ -54,11 +54,15 @@ services:
     command: ["sh"]
     tty: true
     stdin_open: true
+  inited:
+    image: busybox
+    command: ["sleep", "3600"]
+    init: true
 `
 
 // TestKeyProcess covers what runs and as whom: image, command, entrypoint,
 // environment, env_file, working_dir, user, group_add, hostname,
-// domainname, container_name, labels, annotations, tty, stdin_open, and the
+// domainname, container_name, labels, annotations, tty, stdin_open, init, and the
 // lifecycle keys stored for the daemon (restart, healthcheck, logging).
 func TestKeyProcess(t *testing.T) {
 	p := newProjectEnv(t, "")
@@ -164,6 +168,16 @@ func TestKeyProcess(t *testing.T) {
 		}
 		if s := p.stored(term).Process; !s.TTY || !s.StdinOpen {
 			t.Errorf("stored process tty=%v stdin_open=%v", s.TTY, s.StdinOpen)
+		}
+	})
+	t.Run("init", func(t *testing.T) {
+		inited := p.name("inited", 1)
+		argv := strings.Split(strings.TrimRight(p.proc(inited, "cmdline"), "\x00"), "\x00")
+		if !slices.Equal(argv, []string{"/sbin/docker-init", "--", "sleep", "3600"}) {
+			t.Errorf("PID 1 argv = %q, want the init running the command", argv)
+		}
+		if got := p.sh(inited, "cat /proc/1/comm; ps -o pid,comm | grep -c sleep"); !strings.HasPrefix(got, "tini") && !strings.HasPrefix(got, "docker-init") {
+			t.Errorf("PID 1 inside: %q", got)
 		}
 	})
 	t.Run("restart healthcheck logging stored", func(t *testing.T) {
