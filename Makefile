@@ -19,7 +19,7 @@ QUICKSTART     := $(QUICKSTART_DIR)/compose.yaml
 
 # Fuzz targets `make test` runs, as package:FuzzName pairs, e.g.
 #   FUZZ := ./compose:FuzzLoad ./netdns:FuzzServeDNS
-FUZZ     :=
+FUZZ     := ./netdns:FuzzServeDNS
 FUZZTIME ?= 15s
 
 # Steps run in the order they are listed, also under make -j.
