@@ -47,6 +47,9 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Short:         "Run compose stacks on containerd, without a Docker daemon",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Global flags before the command name are the root's, so that
+		// `stack -f x.yaml logs -f` reads the second -f as logs' --follow.
+		TraverseChildren: true,
 	}
 	root.SetIn(stdin)
 	root.SetOut(stdout)
