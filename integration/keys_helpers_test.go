@@ -291,9 +291,16 @@ func trimmedLines(s string) []string {
 // retrying while the server starts.
 func fetchFromContainer(p *projectEnv, name string, port int) (string, error) {
 	p.t.Helper()
+	return fetchFromContainerURL(p, name, fmt.Sprintf("http://127.0.0.1:%d/", port))
+}
+
+// fetchFromContainerURL GETs url with wget inside the container, retrying
+// for up to 5 seconds.
+func fetchFromContainerURL(p *projectEnv, name, url string) (string, error) {
+	p.t.Helper()
 	var body string
 	err := eventually(5*time.Second, func() error {
-		r := p.exec(name, "sh", "-c", fmt.Sprintf("timeout 5 wget -qO- http://127.0.0.1:%d/", port))
+		r := p.exec(name, "sh", "-c", "timeout 5 wget -qO- "+url)
 		body = r.stdout
 		if r.code != 0 {
 			return fmt.Errorf("wget in %s: exit %d: %s", name, r.code, r.stderr)

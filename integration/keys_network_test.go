@@ -126,6 +126,17 @@ func TestKeyNetwork(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ports from another container through the host address", func(t *testing.T) {
+		// multi is not on web's network; its gateway is a host address.
+		multi := p.name("multi", 1)
+		gw := strings.Fields(p.sh(multi, "ip -4 route show default"))
+		if len(gw) < 3 {
+			t.Fatalf("multi has no default route: %v", gw)
+		}
+		if body, err := fetchFromContainerURL(p, multi, fmt.Sprintf("http://%s:%d/", gw[2], ports["any"])); err != nil || !strings.Contains(body, "hostname: webhost") {
+			t.Errorf("GET %s:%d from multi: %v %q", gw[2], ports["any"], err, body)
+		}
+	})
 	t.Run("ports range", func(t *testing.T) {
 		for _, port := range []int{ranged, ranged + 1} {
 			url := fmt.Sprintf("http://127.0.0.1:%d/", port)
