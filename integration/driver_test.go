@@ -394,6 +394,9 @@ func TestDriverProcessEnvUserWorkdir(t *testing.T) {
 	spec.Process.Hostname = "apphost"
 	spec.Labels = map[string]string{"custom": "label"}
 	c := e.run(spec)
+	if c.Command != "sh -c exec sleep 3600" {
+		t.Errorf("observed command %q", c.Command)
+	}
 	if c.Labels["custom"] != "label" {
 		t.Fatalf("labels %v lack custom=label", c.Labels)
 	}

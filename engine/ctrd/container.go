@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
@@ -20,8 +21,11 @@ import (
 // work without the compose file.
 const (
 	specExtension = "dev.stack.spec"
-	specTypeURL   = "dev.stack/engine.ContainerSpec/v1"
-	runcRuntime   = "io.containerd.runc.v2"
+	// cmdExtension holds the command line as run (image defaults applied),
+	// for display, so Observe need not decode the whole OCI spec.
+	cmdExtension = "dev.stack.command"
+	specTypeURL  = "dev.stack/engine.ContainerSpec/v1"
+	runcRuntime  = "io.containerd.runc.v2"
 )
 
 func (c *Client) containerDir(id string, parts ...string) string {
@@ -102,6 +106,10 @@ func (c *Client) containerOpts(ctx context.Context, in specInput, digest string)
 	if err != nil {
 		return nil, err
 	}
+	cmd, err := json.Marshal(strings.Join(processArgs(in.spec.Process, in.imageCfg), " "))
+	if err != nil {
+		return nil, err
+	}
 	sn := c.Snapshotter(ctx)
 	return []containerd.NewContainerOpts{
 		containerd.WithImage(in.image),
@@ -110,6 +118,7 @@ func (c *Client) containerOpts(ctx context.Context, in specInput, digest string)
 		containerd.WithRuntime(runcRuntime, &options.Options{Root: runcRoot}),
 		containerd.WithContainerLabels(containerLabels(in.spec, digest)),
 		containerd.WithContainerExtension(specExtension, ext),
+		containerd.WithContainerExtension(cmdExtension, &anypb.Any{TypeUrl: "dev.stack/command/v1", Value: cmd}),
 		containerd.WithNewSpec(sopts...),
 	}, nil
 }

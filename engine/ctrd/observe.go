@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/api/types/task"
@@ -34,12 +36,7 @@ func (c *Client) Observe(ctx context.Context, project string) (engine.State, err
 		return engine.State{}, err
 	}
 	var st engine.State
-	for _, info := range list {
-		if _, ok := info.Labels[engine.LabelName]; !ok {
-			continue
-		}
-		st.Containers = append(st.Containers, c.observeContainer(info, procs[info.ID]))
-	}
+	st.Containers = c.observeContainers(list, procs)
 	if err := c.observeRecords(&st); err != nil {
 		return st, err
 	}
@@ -47,6 +44,31 @@ func (c *Client) Observe(ctx context.Context, project string) (engine.State, err
 		return st, err
 	}
 	return st, nil
+}
+
+// observeContainers decodes the containers on every CPU: decoding JSON and
+// reading run records is most of Observe's own time.
+func (c *Client) observeContainers(list []containers.Container, procs map[string]*task.Process) []engine.Container {
+	out := make([]engine.Container, len(list))
+	var wg sync.WaitGroup
+	workers := min(runtime.NumCPU(), len(list))
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(list); i += workers {
+				out[i] = c.observeContainer(list[i], procs[list[i].ID])
+			}
+		}()
+	}
+	wg.Wait()
+	kept := out[:0]
+	for _, ctr := range out {
+		if ctr.Name != "" {
+			kept = append(kept, ctr)
+		}
+	}
+	return kept
 }
 
 func (c *Client) taskList(ctx context.Context) (map[string]*task.Process, error) {
@@ -134,9 +156,15 @@ func (c *Client) observeContainer(info containers.Container, proc *task.Process)
 	return ctr
 }
 
-// processCommand is the command line the OCI spec runs, read from the
-// container record the list already returned.
+// processCommand is the command line the container runs, from the
+// command extension, else from the OCI spec the list already returned.
 func processCommand(info containers.Container) string {
+	if ext, ok := info.Extensions[cmdExtension]; ok && ext != nil {
+		var cmd string
+		if json.Unmarshal(ext.GetValue(), &cmd) == nil {
+			return cmd
+		}
+	}
 	if info.Spec == nil {
 		return ""
 	}
