@@ -143,7 +143,9 @@ type followedLog struct {
 }
 
 // observe reads the project's containers and opens a reader for each new
-// one: at first with --tail, later from its first line (all of it is new).
+// one: at first with --tail, later from its first line (all of it is new)
+// once it has started, so that a recreated container shows under its final
+// name, not the temporary one it is created with.
 // Readers of containers that are gone are read to their end once more, then
 // dropped.
 func (s *logSession) observe(ctx context.Context, first bool) error {
@@ -163,6 +165,9 @@ func (s *logSession) observe(ctx context.Context, first bool) error {
 		if fl := s.open[ctr.ID]; fl != nil {
 			fl.name = logName(ctr) // a recreated container is renamed once the old one is gone
 			continue
+		}
+		if !first && ctr.Status == engine.StatusCreated {
+			continue // not started yet: a recreate renames it first
 		}
 		q := s.q
 		if !first {
