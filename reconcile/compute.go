@@ -203,6 +203,10 @@ func (p *planner) link() {
 
 func (p *planner) linkUnit(u *unit) {
 	if u.create >= 0 {
+		// A leftover of an interrupted run may hold the temporary name.
+		if freed, ok := p.nameFreed[p.b.steps[u.create].Container.Name]; ok && freed != u.removed {
+			p.b.wait(u.create, freed)
+		}
 		if id, ok := p.pulls[u.spec.Image]; ok {
 			p.b.wait(u.create, id)
 		}

@@ -125,17 +125,15 @@ func (p *planner) emitKeep(u *unit) {
 	}
 }
 
-// linkRestarts stops a dependent once its recreated dependency's new
-// container exists and before the old one stops; the dependent starts again
-// after the dependency (its start waits for the dependency's last steps).
+// linkRestarts stops a dependent before its recreated dependency's old
+// container stops, as compose does; the dependent starts again after the
+// dependency (its start waits for the dependency's last steps). The stop
+// waits for nothing, so it closes no cycle.
 func (p *planner) linkRestarts() {
 	for _, name := range p.x.order {
 		for _, u := range p.units[name] {
 			for _, dep := range u.restart {
 				for _, d := range p.units[dep] {
-					if d.replace {
-						p.b.wait(u.restop, d.create)
-					}
 					if d.replace || d.rebuild {
 						p.b.wait(d.stopOld(), u.restop)
 					}

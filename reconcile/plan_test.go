@@ -226,15 +226,15 @@ func TestRestartTrueDependentsAreStoppedAndStartedAroundTheReplace(t *testing.T)
 		~ container demo-web-1 (restart: dependency db recreated)
 
 		Plan: 0 to add, 2 to change, 0 to remove.`)
-	// web stops once db's replacement exists and before the old db stops;
-	// it starts again after the new db started.
+	// web stops before the old db stops; it starts again after the new db
+	// started.
 	wantText(t, "graph", p.Graph(), `
 		#0 create-container demo-db-1 [as id-demo-db-1_demo-db-1]
 		#1 stop-container demo-db-1 [id-demo-db-1] <- #0 #5
 		#2 remove-container demo-db-1 [id-demo-db-1] <- #1
 		#3 rename-container demo-db-1 [#0 -> demo-db-1] <- #0 #2
 		#4 start-container demo-db-1 [#0] <- #0 #3
-		#5 stop-container demo-web-1 [id-demo-web-] <- #0
+		#5 stop-container demo-web-1 [id-demo-web-]
 		#6 start-container demo-web-1 [id-demo-web-] <- #4 #5`)
 }
 

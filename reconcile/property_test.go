@@ -89,6 +89,14 @@ func genOptions(t *rapid.T, d compose.Desired) Options {
 		Pull:          rapid.SampledFrom([]engine.PullPolicy{"", engine.PullMissing, engine.PullAlways}).Draw(t, "opts.pull"),
 		NoDeps:        rapid.Bool().Draw(t, "opts.noDeps"),
 	}
+	switch rapid.IntRange(0, 5).Draw(t, "opts.recreate") {
+	case 0:
+		o.ForceRecreate = true
+	case 1:
+		o.NoRecreate = true
+	case 2:
+		o.AlwaysRecreateDeps = true
+	}
 	if rapid.Bool().Draw(t, "opts.targeted") {
 		for _, s := range d.Services {
 			if rapid.Bool().Draw(t, "opts.target."+s.Name) {
@@ -165,7 +173,7 @@ func TestPropertyComputeApplyObserveConverges(t *testing.T) {
 		if err != nil {
 			t.Fatalf("up: %v\n%s\n%s", err, p, p.Graph())
 		}
-		opts.Pull = ""
+		opts.Pull, opts.ForceRecreate, opts.AlwaysRecreateDeps = "", false, false
 		again, err := Compute(after, mustObserve(t, f), opts)
 		if err != nil {
 			t.Fatalf("Compute again: %v", err)
