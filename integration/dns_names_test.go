@@ -38,13 +38,14 @@ services:
     command: ` + sleeper + `
     networks: [isolated]
 networks:
-  isolated: {}
+  isolated:
+    internal: true
 `
 
 // Every way of naming a service resolves from a container on its network,
 // and reaches it with ping and wget; a scaled service answers with all its
 // replicas; names on another network do not resolve; other names go to the
-// upstream; the daemon listens on port 53 of the gateways and nowhere else.
+// upstream, except from an internal network; the daemon listens on port 53 of the gateways and nowhere else.
 func TestDNSNamesResolveBetweenServices(t *testing.T) {
 	e := newDNSEnv(t, namesCompose)
 	e.mustRun("up", "-d")
@@ -109,6 +110,16 @@ func TestDNSNamesResolveBetweenServices(t *testing.T) {
 		}
 		if got, _ := nslookup(t, ns, loner, "loner"); len(got) != 1 {
 			t.Errorf("loner does not resolve itself on its network: %v", got)
+		}
+	})
+
+	t.Run("internal networks forward nothing", func(t *testing.T) {
+		before := e.upstream.queries.Load()
+		if got, r := nslookup(t, ns, loner, strings.TrimSuffix(forwardedName, ".")); len(got) != 0 || r.code == 0 {
+			t.Errorf("loner (internal network) resolved %s to %v", forwardedName, got)
+		}
+		if n := e.upstream.queries.Load() - before; n != 0 {
+			t.Errorf("a query from an internal network reached the upstream (%d queries)", n)
 		}
 	})
 
