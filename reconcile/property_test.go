@@ -189,7 +189,7 @@ func TestPropertyComputeApplyObserveConverges(t *testing.T) {
 func disturb(t *rapid.T, f *enginetest.Fake) {
 	ctx := context.Background()
 	st := mustObserve(t, f)
-	switch rapid.IntRange(0, 3).Draw(t, "disturb") {
+	switch rapid.IntRange(0, 5).Draw(t, "disturb") {
 	case 1:
 		if len(st.Containers) > 0 {
 			c := rapid.SampledFrom(st.Containers).Draw(t, "stopped")
@@ -204,6 +204,27 @@ func disturb(t *rapid.T, f *enginetest.Fake) {
 	case 3:
 		f.SetRemote(busybox, "sha256:republished")
 		_, _ = f.PullImage(ctx, busybox, engine.PullOptions{Policy: engine.PullAlways})
+	case 4:
+		// A one-off container (`stack run`), running or finished.
+		if len(st.Containers) > 0 {
+			c := rapid.SampledFrom(st.Containers).Draw(t, "oneoff.of")
+			spec := engine.ContainerSpec{Name: "demo-" + c.Service + "-run-0123", Project: "demo", Service: c.Service,
+				OneOff: true, Image: c.Image, ConfigHash: c.ConfigHash}
+			id, err := f.CreateContainer(ctx, spec)
+			if err == nil && rapid.Bool().Draw(t, "oneoff.running") {
+				_ = f.StartContainer(ctx, id)
+			}
+		}
+	case 5:
+		// A network or volume removed by hand (refused while in use).
+		for _, n := range st.Networks {
+			if n.Project == "demo" {
+				_ = f.RemoveNetwork(ctx, n.Name)
+			}
+		}
+		for _, v := range st.Volumes {
+			_ = f.RemoveVolume(ctx, v.Name)
+		}
 	}
 	f.ResetCalls()
 }
