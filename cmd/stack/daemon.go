@@ -267,8 +267,11 @@ func renderDaemonStatus(w io.Writer, st daemon.Status, now time.Time) error {
 	fmt.Fprintf(w, "serving    namespace %s, state %s, containerd %s\n", st.Namespace, st.StateDir, st.Containerd)
 	fmt.Fprintf(w, "upstreams  %s (from %s)%s\n", upstreamList(st.Upstreams), st.UpstreamsFrom, errSuffix(st.UpstreamsErr))
 	r := st.Refresh
-	fmt.Fprintf(w, "refresh    %d observes, last took %s, event to answer %s (max %s)%s\n", r.Count,
-		ms(r.LastDuration), ms(r.LastEventLatency), ms(r.MaxEventLatency), errSuffix(r.LastError))
+	latency := "no event yet"
+	if r.MaxEventLatency > 0 {
+		latency = fmt.Sprintf("event to answer %s (max %s)", ms(r.LastEventLatency), ms(r.MaxEventLatency))
+	}
+	fmt.Fprintf(w, "refresh    %d observes, last took %s, %s%s\n", r.Count, ms(r.LastDuration), latency, errSuffix(r.LastError))
 	q := st.DNS
 	fmt.Fprintf(w, "queries    %d: %d local, %d forwarded, %d failed forwards, %d refused\n", q.Queries, q.Local, q.Forwarded, q.ServFail, q.Refused)
 	if st.EventsErr != "" {
