@@ -258,3 +258,44 @@ func TestPropertySameInputSameText(t *testing.T) {
 		}
 	})
 }
+
+// After any up and disturbance, `down -v --remove-orphans` (with or without
+// the compose file) leaves nothing of the project, and only the project.
+func TestPropertyDownLeavesNothingOfTheProject(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		ctx := context.Background()
+		f := enginetest.NewFake()
+		f.AddNetwork(engine.Network{Name: "shared"})
+		before := genProject(t, "before")
+		if _, err := up(t, f, before, Options{}, ApplyOptions{Parallel: 3}); err != nil {
+			t.Fatalf("up: %v", err)
+		}
+		disturb(t, f)
+		var desired *compose.Desired
+		if rapid.Bool().Draw(t, "withFile") {
+			desired = &before
+		}
+		p, err := ComputeDown(mustObserve(t, f), "demo", DownOptions{Volumes: true, RemoveOrphans: true}, desired)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Apply(ctx, f, p, ApplyOptions{Parallel: 3}); err != nil {
+			t.Fatalf("down: %v\n%s", err, p.Graph())
+		}
+		st := mustObserve(t, f)
+		if len(st.Containers) > 0 {
+			t.Fatalf("containers left: %v", st.Containers)
+		}
+		for _, n := range st.Networks {
+			if n.Project == "demo" || n.Name != "shared" {
+				t.Fatalf("network left: %+v (or the external one removed)", st.Networks)
+			}
+		}
+		if len(st.Networks) != 1 {
+			t.Fatalf("the external network was removed")
+		}
+		for _, v := range st.Volumes {
+			t.Fatalf("volume left: %+v", v)
+		}
+	})
+}
