@@ -31,6 +31,11 @@ type SuiteOptions struct {
 // RunDriverSuite checks the behaviour the reconciler relies on. newDriver
 // returns a driver on a clean engine (a fresh namespace for a real one); each
 // subtest calls it once and removes what it created.
+//
+// The containerd driver starts os.Executable as each task's log driver
+// unless STACK_LOG_DRIVER_BINARY names the stack binary: in a test binary
+// that would run the tests again from every container. Set it (the
+// integration harness has the binary) before running this suite there.
 func RunDriverSuite(t *testing.T, newDriver func(t *testing.T) engine.Driver, opts SuiteOptions) {
 	if opts.Image == "" {
 		t.Fatal("enginetest: SuiteOptions.Image is required")
