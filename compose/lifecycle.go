@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -78,6 +79,10 @@ func (b *serviceBuilder) logging() engine.Logging {
 		b.problem("logging.driver", "%q is not supported (use json-file or none)", l.Driver)
 	}
 	l.Options = copyMap(b.s.Logging.Options)
+	var bad *engine.LogOptionError
+	if _, err := l.Limits(); l.Driver == "json-file" && errors.As(err, &bad) {
+		b.problem("logging.options."+bad.Key, "%q: %v", bad.Value, bad.Err)
+	}
 	return l
 }
 

@@ -354,7 +354,10 @@ services:
         max-size: ten
 `)
 	r = p.run("up", "-d")
-	if r.code == 0 || !strings.Contains(r.stderr, `service app: logging.options.max-size "ten"`) {
+	if r.code == 0 || !strings.Contains(r.stderr, `service "app": logging.options.max-size: "ten": not a size`) {
 		t.Errorf("max-size ten: exit %d, stderr %q; want an error naming the service and option", r.code, r.stderr)
+	}
+	if st := p.observe(); len(st.Containers) != 0 {
+		t.Errorf("a rejected logging config created %d containers", len(st.Containers))
 	}
 }

@@ -5,9 +5,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
+
+	"github.com/stackdev/stack/engine"
 )
 
 // LogDriverCommand is the hidden subcommand the shim runs as the task's
@@ -15,13 +15,6 @@ import (
 // 1.6 shim, which turns the query into argv as "key value" pairs, always
 // calls `stack __log-driver <encoded LogConfig>`.
 const LogDriverCommand = "__log-driver"
-
-// Docker's json-file defaults would grow without bound; these never fill a
-// disk: three files of 10 MiB.
-const (
-	defaultLogMaxSize  = 10 << 20
-	defaultLogMaxFiles = 3
-)
 
 // LogBinaryEnv names the logging binary when the process starting tasks is
 // not the stack binary itself (a test binary driving the engine in-process).
@@ -35,70 +28,14 @@ type LogConfig struct {
 	MaxFiles int    // files kept, the current one included
 }
 
-// ParseLogConfig reads the json-file options max-size and max-file as Docker
-// does (sizes like 500k, 10m, 1g; max-size -1 means unlimited). Other
-// options are an error naming them.
-func ParseLogConfig(path string, opts map[string]string) (LogConfig, error) {
-	cfg := LogConfig{Path: path, MaxSize: defaultLogMaxSize, MaxFiles: defaultLogMaxFiles}
-	keys := make([]string, 0, len(opts))
-	for k := range opts {
-		keys = append(keys, k)
+// ParseLogConfig is where the container's log goes and its json-file
+// rotation options (see engine.Logging.Limits).
+func ParseLogConfig(path string, l engine.Logging) (LogConfig, error) {
+	lim, err := l.Limits()
+	if err != nil {
+		return LogConfig{}, err
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if err := cfg.set(k, opts[k]); err != nil {
-			return LogConfig{}, fmt.Errorf("logging.options.%s %q: %w", k, opts[k], err)
-		}
-	}
-	return cfg, nil
-}
-
-func (cfg *LogConfig) set(key, value string) error {
-	switch key {
-	case "max-size":
-		if strings.TrimSpace(value) == "-1" {
-			cfg.MaxSize = 0
-			return nil
-		}
-		n, err := parseSize(value)
-		if err != nil {
-			return err
-		}
-		if n <= 0 {
-			return fmt.Errorf("must be positive (or -1 for unlimited)")
-		}
-		cfg.MaxSize = n
-	case "max-file":
-		n, err := strconv.Atoi(strings.TrimSpace(value))
-		if err != nil || n < 1 {
-			return fmt.Errorf("must be a whole number of files, at least 1")
-		}
-		cfg.MaxFiles = n
-	default:
-		return fmt.Errorf("not supported by the json-file driver (use max-size and max-file)")
-	}
-	return nil
-}
-
-// parseSize reads a size as Docker's units.RAMInBytes does: a decimal
-// number with an optional binary unit k, m, g, t (b, kb, kib... accepted).
-func parseSize(s string) (int64, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	num, unit := s, ""
-	if i >= 0 {
-		num, unit = s[:i], strings.TrimSpace(s[i:])
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || num == "" {
-		return 0, fmt.Errorf("not a size: use a number with k, m or g, like 10m")
-	}
-	unit = strings.TrimSuffix(strings.TrimSuffix(unit, "b"), "i")
-	mult := map[string]float64{"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit]
-	if mult == 0 {
-		return 0, fmt.Errorf("unknown unit %q: use k, m or g, like 10m", unit)
-	}
-	return int64(f * mult), nil
+	return LogConfig{Path: path, MaxSize: lim.MaxSize, MaxFiles: lim.MaxFiles}, nil
 }
 
 // encode is the logging binary's only argument.

@@ -16,7 +16,7 @@ import (
 // the task's creation with the option named.
 func (c *Client) jsonLogIO(id string, spec engine.ContainerSpec) cio.Creator {
 	return func(string) (cio.IO, error) {
-		cfg, err := ParseLogConfig(c.LogPath(id), spec.Logging.Options)
+		cfg, err := ParseLogConfig(c.LogPath(id), spec.Logging)
 		if err != nil {
 			return nil, fmt.Errorf("service %s: %w", spec.Service, err)
 		}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stackdev/stack/engine"
 )
 
 type jsonLine struct {
@@ -211,7 +213,7 @@ func TestParseLogConfig(t *testing.T) {
 		{map[string]string{"max-file": "0"}, 0, 0, `logging.options.max-file "0"`},
 		{map[string]string{"compress": "true"}, 0, 0, `logging.options.compress "true": not supported`},
 	} {
-		cfg, err := ParseLogConfig("/x", tc.opts)
+		cfg, err := ParseLogConfig("/x", engine.Logging{Driver: "json-file", Options: tc.opts})
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("%v: error %v, want %q", tc.opts, err, tc.wantErr)
