@@ -201,25 +201,10 @@ func (p *planner) link() {
 	p.linkRestarts()
 }
 
+// linkUnit orders one container slot's steps after what they need.
 func (p *planner) linkUnit(u *unit) {
 	if u.create >= 0 {
-		// A leftover of an interrupted run may hold the temporary name.
-		if freed, ok := p.nameFreed[p.b.steps[u.create].Container.Name]; ok && freed != u.removed {
-			p.b.wait(u.create, freed)
-		}
-		if id, ok := p.pulls[u.spec.Image]; ok {
-			p.b.wait(u.create, id)
-		}
-		for _, n := range attachments(u.spec) {
-			if r := p.nets[n]; r != nil {
-				p.b.wait(u.create, r.create)
-			}
-		}
-		for _, v := range mountedVolumes(u.spec) {
-			if r := p.vols[v]; r != nil {
-				p.b.wait(u.create, r.create)
-			}
-		}
+		p.linkCreate(u)
 	}
 	if u.claim >= 0 {
 		if freed, ok := p.nameFreed[u.spec.Name]; ok && freed != u.removed {
@@ -230,6 +215,27 @@ func (p *planner) linkUnit(u *unit) {
 		hard, soft := p.dependencyWaits(u.svc)
 		p.b.wait(u.entry, hard...)
 		p.b.after(u.entry, soft...)
+	}
+}
+
+// linkCreate makes a create wait for its image, networks and volumes, and
+// for the removal of a leftover of an interrupted run holding its name.
+func (p *planner) linkCreate(u *unit) {
+	if freed, ok := p.nameFreed[p.b.steps[u.create].Container.Name]; ok && freed != u.removed {
+		p.b.wait(u.create, freed)
+	}
+	if id, ok := p.pulls[u.spec.Image]; ok {
+		p.b.wait(u.create, id)
+	}
+	for _, n := range attachments(u.spec) {
+		if r := p.nets[n]; r != nil {
+			p.b.wait(u.create, r.create)
+		}
+	}
+	for _, v := range mountedVolumes(u.spec) {
+		if r := p.vols[v]; r != nil {
+			p.b.wait(u.create, r.create)
+		}
 	}
 }
 
