@@ -46,7 +46,6 @@ services:
     image: busybox
     command: ` + loop + `
     volumes_from: ["store:ro"]
-    depends_on: [store]
 volumes:
   data: {}
   www: {}

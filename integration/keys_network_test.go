@@ -80,7 +80,6 @@ services:
     image: busybox
     command: ` + loop + `
     network_mode: service:web
-    depends_on: [web]
   joined:
     image: busybox
     command: ` + loop + `

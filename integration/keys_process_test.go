@@ -54,6 +54,11 @@ services:
     command: ["sh"]
     tty: true
     stdin_open: true
+  byname:
+    image: busybox
+    command: ` + loop + `
+    user: user
+    group_add: [nobody]
   inited:
     image: busybox
     command: ["sleep", "3600"]
@@ -121,6 +126,15 @@ func TestKeyProcess(t *testing.T) {
 		uid := strings.Fields(p.statusField(proc, "Uid"))
 		if len(uid) == 0 || uid[0] != "1000" {
 			t.Errorf("PID 1 Uid %v", uid)
+		}
+	})
+	t.Run("user and group_add by name", func(t *testing.T) {
+		byname := p.name("byname", 1)
+		if got := p.sh(byname, "id -u; id -g"); got != "1000\n1000" {
+			t.Errorf("user: user gives %q, want the image's uid and gid 1000", got)
+		}
+		if groups := strings.Fields(p.statusField(byname, "Groups")); !slices.Contains(groups, "65534") {
+			t.Errorf("group_add nobody: supplementary groups %v lack 65534", groups)
 		}
 	})
 	t.Run("hostname and domainname", func(t *testing.T) {

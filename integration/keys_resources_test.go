@@ -26,6 +26,9 @@ services:
       nproc: 300
     devices:
       - /dev/null:/dev/mynull:rwm
+      - source: /dev/loop-control
+        target: /dev/myloop
+        permissions: r
   deployed:
     image: busybox
     command: ` + loop + `
@@ -95,8 +98,14 @@ func TestKeyResources(t *testing.T) {
 		if got := p.sh(limits, "stat -c '%F %t:%T' /dev/mynull && echo x > /dev/mynull && echo written"); got != "character special file 1:3\nwritten" {
 			t.Errorf("/dev/mynull: %q, want the host's /dev/null (1:3) writable", got)
 		}
-		if allow := p.cgroupFile(limits, "devices", "devices.list"); !strings.Contains(allow, "c 1:3 rwm") {
-			t.Errorf("devices.list lacks c 1:3 rwm:\n%s", allow)
+		if allow := p.cgroupFile(limits, "devices", "devices.list"); !strings.Contains(allow, "c 1:3 rwm") || !strings.Contains(allow, "c 10:237 r\n") {
+			t.Errorf("devices.list lacks c 1:3 rwm and c 10:237 r:\n%s", allow)
+		}
+		if r := p.exec(limits, "sh", "-c", ": < /dev/myloop"); r.code != 0 {
+			t.Errorf("opening /dev/myloop for reading: %s", r.stderr)
+		}
+		if r := p.exec(limits, "sh", "-c", ": > /dev/myloop"); r.code == 0 || !strings.Contains(r.stderr, "Operation not permitted") {
+			t.Errorf("opening /dev/myloop (permissions r) for writing: exit %d %q", r.code, r.stderr)
 		}
 	})
 }

@@ -43,7 +43,6 @@ services:
     command: ` + loop + `
     ipc: service:plain
     pid: service:plain
-    depends_on: [plain]
 `
 
 // Capability numbers from linux/capability.h.
