@@ -144,6 +144,9 @@ func (c *Client) writeHosts(id string, spec engine.ContainerSpec, atts []attachm
 	if spec.Process.Domainname != "" {
 		names = host + "." + spec.Process.Domainname + " " + host
 	}
+	if spec.Name != "" && spec.Name != host {
+		names += " " + spec.Name // its own name answers without a DNS query
+	}
 	for _, a := range atts {
 		if a.IPv4 != "" {
 			fmt.Fprintf(&b, "%s\t%s\n", a.IPv4, names)

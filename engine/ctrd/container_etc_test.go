@@ -68,7 +68,7 @@ func TestWriteHostsListsOwnAddressAndExtraHosts(t *testing.T) {
 	if err := os.MkdirAll(c.containerDir(id), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	spec := engine.ContainerSpec{Process: engine.Process{Hostname: "web", Domainname: "example.com"},
+	spec := engine.ContainerSpec{Name: "demo-web-1", Process: engine.Process{Hostname: "web", Domainname: "example.com"},
 		Network: engine.NetworkConfig{ExtraHosts: []string{"gw:host-gateway", "db:192.0.2.9"}}}
 	atts := []attachment{{Network: "n", IPv4: "10.89.1.5", Gateway: "10.89.1.1"}}
 	if err := c.writeHosts(id, spec, atts); err != nil {
@@ -76,7 +76,7 @@ func TestWriteHostsListsOwnAddressAndExtraHosts(t *testing.T) {
 	}
 	data, _ := os.ReadFile(filepath.Join(c.containerDir(id), "hosts"))
 	want := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
-		"10.89.1.5\tweb.example.com web\n10.89.1.1\tgw\n192.0.2.9\tdb\n"
+		"10.89.1.5\tweb.example.com web demo-web-1\n10.89.1.1\tgw\n192.0.2.9\tdb\n"
 	if string(data) != want {
 		t.Fatalf("hosts =\n%s\nwant\n%s", data, want)
 	}
