@@ -93,6 +93,7 @@ func copyLogStreams(w *jsonLog, stdout, stderr io.Reader) error {
 func copyStream(w *jsonLog, stream string, r io.Reader) error {
 	br := bufio.NewReaderSize(r, maxLogLine)
 	var b batch
+	var firstErr error
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
@@ -101,15 +102,15 @@ func copyStream(w *jsonLog, stream string, r io.Reader) error {
 		if (err == nil || errors.Is(err, bufio.ErrBufferFull)) && hasLine(br) && len(b.buf) < 256<<10 {
 			continue
 		}
-		if werr := w.write(&b); werr != nil {
-			return werr
+		if werr := w.write(&b); werr != nil && firstErr == nil {
+			firstErr = werr // keep reading: a container must not block on its output
 		}
 		switch {
 		case err == nil || errors.Is(err, bufio.ErrBufferFull):
 		case errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed):
-			return nil
+			return firstErr
 		default:
-			return fmt.Errorf("read %s: %w", stream, err)
+			return errors.Join(firstErr, fmt.Errorf("read %s: %w", stream, err))
 		}
 	}
 }
@@ -202,16 +203,18 @@ type jsonLog struct {
 // openJSONLog opens (appending to) the log file at cfg.Path.
 func openJSONLog(cfg LogConfig) (*jsonLog, error) {
 	l := &jsonLog{cfg: cfg}
+	if err := os.MkdirAll(filepath.Dir(l.cfg.Path), 0o711); err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
 	if err := l.open(os.O_APPEND); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
+// open opens the file in its existing directory: a container removed while
+// its logger drains leaves nothing behind.
 func (l *jsonLog) open(mode int) error {
-	if err := os.MkdirAll(filepath.Dir(l.cfg.Path), 0o711); err != nil {
-		return fmt.Errorf("open log: %w", err)
-	}
 	f, err := os.OpenFile(l.cfg.Path, os.O_WRONLY|os.O_CREATE|mode, 0o640)
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)

@@ -282,3 +282,33 @@ func TestLogDriverSignalsReadinessOnFd5AndDrainsAfterSIGTERM(t *testing.T) {
 		t.Fatalf("lines = %q, want %s", got, want)
 	}
 }
+
+func TestLoggerDoesNotRecreateARemovedContainerDirectory(t *testing.T) {
+	w, path := newTestLog(t, 100, 2)
+	var b batch
+	b.add("stdout", []byte("before\n"), time.Now())
+	w.write(&b)
+	os.RemoveAll(filepath.Dir(path))
+	w.checked = time.Time{}
+	for range 5 { // past max-size too: rotation must not recreate it either
+		b.add("stdout", []byte("after the container was removed\n"), time.Now())
+		w.write(&b)
+	}
+	w.Close()
+	if _, err := os.Stat(filepath.Dir(path)); !os.IsNotExist(err) {
+		t.Fatalf("the removed directory is back: %v", err)
+	}
+}
+
+func TestLoggerKeepsReadingWhenWritesFail(t *testing.T) {
+	w, path := newTestLog(t, 100, 2)
+	os.RemoveAll(filepath.Dir(path))
+	in := strings.Repeat("a line that goes nowhere\n", 1000)
+	r := strings.NewReader(in)
+	if err := copyLogStreams(w, r, nil); err == nil {
+		t.Error("no error reported for the failed writes")
+	}
+	if r.Len() != 0 {
+		t.Fatalf("%d bytes left unread: the container would block", r.Len())
+	}
+}
