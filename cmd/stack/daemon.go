@@ -229,7 +229,7 @@ func waitDaemon(ctx context.Context, sock string, exited <-chan error, limit tim
 		select {
 		case err := <-exited:
 			childErr = fmt.Errorf("the stack daemon exited at start (%v)", err)
-			if soon := time.Now().Add(time.Second); soon.Before(deadline) {
+			if soon := time.Now().Add(5 * time.Second); soon.Before(deadline) {
 				deadline = soon
 			}
 		case <-ctx.Done():
