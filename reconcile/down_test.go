@@ -115,3 +115,18 @@ func TestApplyDownLeavesNothingOfTheProject(t *testing.T) {
 		t.Errorf("left after down -v --rmi all: %+v", st)
 	}
 }
+
+func TestOnlyVolumeRemovalsAreDestructive(t *testing.T) {
+	st := observed(webAndDB())
+	p, err := ComputeDown(st, "demo", DownOptions{Volumes: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := p.Destructive()
+	if len(d) != 1 || d[0].Name != "demo_data" {
+		t.Errorf("destructive changes %+v, want the removal of demo_data", d)
+	}
+	if p, _ := ComputeDown(st, "demo", DownOptions{}, nil); len(p.Destructive()) != 0 {
+		t.Errorf("down without -v is destructive: %+v", p.Destructive())
+	}
+}

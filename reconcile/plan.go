@@ -130,6 +130,18 @@ func (p Plan) String() string {
 	return b.String()
 }
 
+// Destructive returns the changes that lose data (named volumes removed),
+// for the CLI to confirm; the planner never prompts.
+func (p Plan) Destructive() []Change {
+	var out []Change
+	for _, c := range p.Changes {
+		if c.Action == ActionRemove && c.Type == "volume" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // Counts tallies the Changes by action.
 func (p Plan) Counts() map[Action]int {
 	n := map[Action]int{}
