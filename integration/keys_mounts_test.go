@@ -42,6 +42,7 @@ services:
         target: /var/www
         volume:
           nocopy: true
+      - data:/ro-data:ro
   reader:
     image: busybox
     command: ` + loop + `
@@ -111,6 +112,15 @@ func TestKeyMounts(t *testing.T) {
 	t.Run("volume nocopy", func(t *testing.T) {
 		if got := p.sh(p.name("nocopy", 1), "ls -A /var/www"); got != "" {
 			t.Errorf("/var/www with nocopy = %q, want empty", got)
+		}
+	})
+	t.Run("named volume read-only", func(t *testing.T) {
+		nocopy := p.name("nocopy", 1)
+		if got := p.sh(nocopy, "cat /ro-data/note"); got != "kept" {
+			t.Errorf("/ro-data/note = %q, want the store's write", got)
+		}
+		if r := p.exec(nocopy, "touch", "/ro-data/new"); r.code == 0 || !strings.Contains(r.stderr, "Read-only") {
+			t.Errorf("write to data:/ro-data:ro: exit %d %q", r.code, r.stderr)
 		}
 	})
 	t.Run("bind short syntax creates the host path", func(t *testing.T) {

@@ -58,6 +58,11 @@ services:
     command: ["sh", "-c", "httpd -p 9000 -h /var/www && httpd -p 9001 -h /var/www && trap 'exit 0' TERM; while true; do sleep 1; done"]
     ports:
       - "127.0.0.1:{{range}}:9000-9001"
+  replicas:
+    image: hello
+    scale: 2
+    ports:
+      - "127.0.0.1:{{replicas}}:8080"
   multi:
     image: busybox
     command: ` + loop + `
@@ -104,12 +109,13 @@ func TestKeyNetwork(t *testing.T) {
 		"short": loopbackPort(t, "tcp"), "long": loopbackPort(t, "tcp"), "any": loopbackPort(t, "tcp"),
 		"udp": loopbackPort(t, "udp"),
 	}
-	ranged := loopbackRange(t, 2)
+	ranged, replicas := loopbackRange(t, 2), loopbackRange(t, 2)
 	yaml := networkKeys
 	for k, v := range ports {
 		yaml = strings.ReplaceAll(yaml, "{{"+k+"}}", strconv.Itoa(v))
 	}
 	yaml = strings.ReplaceAll(yaml, "{{range}}", fmt.Sprintf("%d-%d", ranged, ranged+1))
+	yaml = strings.ReplaceAll(yaml, "{{replicas}}", fmt.Sprintf("%d-%d", replicas, replicas+1))
 	yaml = strings.ReplaceAll(yaml, "{{webname}}", p.name("web", 1))
 	p.writeCompose(yaml)
 	p.mustRun("up", "-d")
@@ -144,6 +150,22 @@ func TestKeyNetwork(t *testing.T) {
 			if err != nil || !strings.Contains(body, "busybox httpd works") {
 				t.Errorf("GET %s: %v %q", url, err, body)
 			}
+		}
+	})
+	t.Run("ports range across replicas", func(t *testing.T) {
+		hosts := map[string]bool{}
+		for n, port := range []int{replicas, replicas + 1} {
+			want := p.containerNamed(p.name("replicas", n+1)).ID[:12]
+			url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+			var body string
+			err := eventually(10*time.Second, func() (err error) { body, err = fetch(url); return err })
+			if err != nil || !strings.Contains(body, "hostname: "+want) {
+				t.Errorf("GET %s: %v %q, want replica %d (%s)", url, err, body, n+1, want)
+			}
+			hosts[want] = true
+		}
+		if len(hosts) != 2 {
+			t.Errorf("both ports answer from %v", hosts)
 		}
 	})
 	t.Run("ports host IP", func(t *testing.T) {
