@@ -285,6 +285,7 @@ func httpGet(t *testing.T, url string) string {
 func TestNetworkParallelStartsGetDistinctAddressesAndLeaveNothing(t *testing.T) {
 	e := newDriverEnv(t)
 	n := e.network("default")
+	before := threadNetNS(t)
 	const count = 8
 	ids := make([]string, count)
 	errs := make(chan error, count)
@@ -302,6 +303,11 @@ func TestNetworkParallelStartsGetDistinctAddressesAndLeaveNothing(t *testing.T) 
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Creating namespaces must leave every thread of this process, the main
+	// one included, in the namespace it started in.
+	if after := threadNetNS(t); len(after) != 1 || after[0] != before[0] {
+		t.Fatalf("threads' network namespaces went from %v to %v", before, after)
 	}
 	seen := map[string]string{}
 	for _, id := range ids {
@@ -352,4 +358,24 @@ func TestNetworkPortTakenByAHostProcessIsFoundBeforeStart(t *testing.T) {
 	if leases, _ := os.ReadDir(filepath.Join(e.stateDir, "networks", "ipam", n.Name)); len(leases) > 2 {
 		t.Errorf("the failed start left a lease: %v", leases)
 	}
+}
+
+// threadNetNS lists the distinct network namespaces of this process's
+// threads.
+func threadNetNS(t *testing.T) []string {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, task := range tasks {
+		ns, err := os.Readlink(filepath.Join("/proc/self/task", task.Name(), "ns", "net"))
+		if err == nil && !seen[ns] {
+			seen[ns] = true
+			out = append(out, ns)
+		}
+	}
+	return out
 }

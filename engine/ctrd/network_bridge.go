@@ -23,6 +23,10 @@ const (
 // iptables -w serialises each command across processes.
 var isolationMu sync.Mutex
 
+// isolationSettled is set once the isolation jump was seen ahead of the CNI
+// firewall plugin's; guarded by isolationMu.
+var isolationSettled bool
+
 // setupBridge creates the bridge with the gateway address, up, before any
 // container attaches, so that the daemon can bind DNS on the gateway and the
 // CNI bridge plugin adopts it. It is idempotent.
@@ -91,18 +95,19 @@ func (c *Client) addIsolation(ctx context.Context, rec networkRecord) error {
 func isolationFirst(ctx context.Context) error {
 	isolationMu.Lock()
 	defer isolationMu.Unlock()
+	if isolationSettled {
+		return nil
+	}
 	out, err := exec.CommandContext(ctx, "iptables", "-w", "-S", "FORWARD").Output()
 	if err != nil {
 		return fmt.Errorf("iptables -S FORWARD: %w", err)
 	}
-	jump := "-A FORWARD -j " + chainIsolation1
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(line, "-A ") {
-			if line == jump {
-				return nil
-			}
-			break
-		}
+	first, cniForward := forwardRules(string(out))
+	if first == "-A FORWARD -j "+chainIsolation1 {
+		// Once the firewall plugin's jump exists below ours, nothing this
+		// process does will move ours again: skip the check from now on.
+		isolationSettled = cniForward
+		return nil
 	}
 	for iptables(ctx, "-C", "FORWARD", "-j", chainIsolation1) == nil {
 		if err := iptables(ctx, "-D", "FORWARD", "-j", chainIsolation1); err != nil {
@@ -110,6 +115,21 @@ func isolationFirst(ctx context.Context) error {
 		}
 	}
 	return iptables(ctx, "-I", "FORWARD", "1", "-j", chainIsolation1)
+}
+
+// forwardRules returns FORWARD's first rule and whether the CNI firewall
+// plugin's jump is there.
+func forwardRules(out string) (first string, cniForward bool) {
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "-A ") {
+			continue
+		}
+		if first == "" {
+			first = line
+		}
+		cniForward = cniForward || strings.HasSuffix(line, "-j CNI-FORWARD")
+	}
+	return first, cniForward
 }
 
 // isolationRules are the per-bridge rules, without the -A/-D verb.
@@ -134,6 +154,7 @@ func isolationRules(rec networkRecord) [][]string {
 func pruneIsolation(ctx context.Context) {
 	isolationMu.Lock()
 	defer isolationMu.Unlock()
+	isolationSettled = false
 	for _, chain := range []string{chainIsolation1, chainIsolation2} {
 		out, err := exec.CommandContext(ctx, "iptables", "-w", "-S", chain).Output()
 		if err != nil || strings.Contains(string(out), "-A "+chain) {

@@ -23,9 +23,10 @@ func netnsPath(id string) string {
 }
 
 // createNetNS creates a network namespace with loopback up and bind-mounts
-// it at path. It runs on a locked OS thread that is never unlocked: the
-// thread, which is the only one in the new namespace, dies with the
-// goroutine.
+// it at path. It runs on a locked OS thread that enters the new namespace
+// and returns to the original one; if it cannot return, the thread stays
+// locked and dies with the goroutine. (A thread left in the namespace could
+// be the process's main thread, which Go never terminates.)
 func createNetNS(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -38,19 +39,37 @@ func createNetNS(path string) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		errc <- enterNewNetNS(path)
+		errc <- inNewNetNS(path)
 	}()
 	if err := <-errc; err != nil {
+		_ = unix.Unmount(path, unix.MNT_DETACH)
 		_ = os.Remove(path)
 		return fmt.Errorf("create netns %s: %w", path, err)
 	}
 	return nil
 }
 
-func enterNewNetNS(path string) error {
+// inNewNetNS runs on a locked thread: it unshares, mounts the new namespace
+// at path, brings loopback up and goes back to the original namespace,
+// unlocking the thread only then.
+func inNewNetNS(path string) error {
+	origin, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		return err
+	}
+	defer origin.Close()
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("unshare: %w", err)
 	}
+	err = enterNewNetNS(path)
+	if serr := unix.Setns(int(origin.Fd()), unix.CLONE_NEWNET); serr != nil {
+		return errors.Join(err, fmt.Errorf("return to the original netns: %w", serr))
+	}
+	runtime.UnlockOSThread()
+	return err
+}
+
+func enterNewNetNS(path string) error {
 	src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind mount: %w", err)
