@@ -163,6 +163,11 @@ func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
 		}
 		defer unlock()
 	}
+	if !a.opts.dryRun {
+		if err := a.pullFirst(ctx, c, desired, &f.convergeFlags, services, f.quietPull); err != nil {
+			return err
+		}
+	}
 	cv, err := a.computeUp(ctx, c, desired, &f.convergeFlags, services)
 	if err != nil {
 		return err
@@ -207,6 +212,25 @@ func preflight(ctx context.Context, c *ctrd.Client, plan reconcile.Plan) error {
 	if err := ctrd.CheckHostPorts(specs, all); err != nil {
 		return fmt.Errorf("nothing was changed:\n%w", err)
 	}
+	return nil
+}
+
+// pullFirst applies the pulls the plan needs before the plan itself, so
+// that an image pulled anew (--pull always, pull_policy: always) is compared
+// by digest in the same run and recreates what runs an older one.
+func (a *app) pullFirst(ctx context.Context, c *ctrd.Client, desired compose.Desired, f *convergeFlags, services []string, quiet bool) error {
+	state, err := c.Observe(ctx, desired.Project)
+	if err != nil {
+		return err
+	}
+	pulls, err := reconcile.ComputePulls(desired, state, f.options(services))
+	if err != nil || pulls.Empty() {
+		return err
+	}
+	if err := a.apply(ctx, c, pulls, "Pulling", quiet); err != nil {
+		return err
+	}
+	f.pull = string(engine.PullMissing)
 	return nil
 }
 
