@@ -209,7 +209,7 @@ func (a *app) startDaemon(ctx context.Context, sock string) error {
 	if err := waitDaemon(ctx, sock, exited, 15*time.Second); err != nil {
 		return fmt.Errorf("%w; see %s", err, logPath)
 	}
-	fmt.Fprintf(a.stderr, "stack daemon was not running: started it on %s (log %s)\n", sock, logPath)
+	a.daemonNote("info", fmt.Sprintf("stack daemon was not running: started it on %s (log %s)", sock, logPath))
 	return nil
 }
 
@@ -357,6 +357,25 @@ func (a *app) serveNames(ctx context.Context, desired compose.Desired) {
 		return
 	}
 	if err := a.ensureDaemon(ctx); err != nil {
-		fmt.Fprintln(a.stderr, "WARN service names will not resolve:", err)
+		a.daemonNote("warning", "service names will not resolve: "+err.Error())
 	}
+}
+
+// daemonNote tells the user about the daemon on stderr in the progress
+// format: a JSON line under --progress json, nothing but warnings under
+// quiet, a plain line otherwise.
+func (a *app) daemonNote(level, msg string) {
+	switch a.opts.progress {
+	case "json":
+		_ = json.NewEncoder(a.stderr).Encode(map[string]string{"id": "Daemon", "level": level, "message": msg})
+		return
+	case "quiet":
+		if level != "warning" {
+			return
+		}
+	}
+	if level == "warning" {
+		msg = "WARN " + msg
+	}
+	fmt.Fprintln(a.stderr, msg)
 }
