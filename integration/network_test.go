@@ -133,6 +133,17 @@ func TestNetworkSubnetOverlapIsAnErrorNamingBoth(t *testing.T) {
 	if err := e.d.CreateNetwork(e.ctx, engine.NetworkSpec{Name: e.project + "_first", Project: e.project}); !errdefs.IsAlreadyExists(err) {
 		t.Fatalf("creating an existing network: %v, want already exists", err)
 	}
+	// Another project sees the network (as an external one).
+	st, err := e.d.Observe(e.ctx, "someotherproject")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Networks) != 1 || st.Networks[0].Name != e.project+"_first" || st.Networks[0].Project != e.project {
+		t.Fatalf("another project observed networks %+v", st.Networks)
+	}
+	if err := e.d.CreateNetwork(e.ctx, engine.NetworkSpec{Name: e.project + "_first", External: true}); !errdefs.IsAlreadyExists(err) {
+		t.Fatalf("declaring an existing external network: %v", err)
+	}
 	if err := e.d.CreateNetwork(e.ctx, engine.NetworkSpec{Name: "nowhere_ext", External: true}); !errdefs.IsNotFound(err) {
 		t.Fatalf("missing external network: %v, want not found", err)
 	}

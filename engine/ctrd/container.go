@@ -36,7 +36,11 @@ func (c *Client) containerDir(id string, parts ...string) string {
 // mounts and OCI spec; the task is created by StartContainer.
 func (c *Client) CreateContainer(ctx context.Context, spec engine.ContainerSpec) (id string, retErr error) {
 	id = newID()
-	meta, err := c.ctr.ImageService().Get(ctx, spec.Image)
+	ref, err := NormalizeRef(spec.Image)
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	meta, err := c.ctr.ImageService().Get(ctx, ref)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return "", fmt.Errorf("create container %s: image %s is not present: pull or load it first: %w", spec.Name, spec.Image, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -16,6 +17,9 @@ import (
 
 	"github.com/stackdev/stack/engine"
 )
+
+// networksLock serialises subnet choices host-wide.
+const networksLock = "/run/stack-networks.lock"
 
 // networkRecord is what the state directory keeps for one network. The CNI
 // configuration for an attachment is derived from it (see cni.go).
@@ -33,7 +37,7 @@ type networkRecord struct {
 	Created    time.Time         `json:"created"`
 	// Conflist is the CNI configuration of a primary attachment, for humans
 	// and other CNI tools; attachments are built from the fields above.
-	Conflist []byte `json:"conflist,omitempty"`
+	Conflist json.RawMessage `json:"conflist,omitempty"`
 }
 
 func (c *Client) networkPath(name string) string {
@@ -51,7 +55,9 @@ func (c *Client) CreateNetwork(ctx context.Context, spec engine.NetworkSpec) (re
 	if spec.Driver != "" && spec.Driver != "bridge" {
 		return fmt.Errorf("network %s: driver %q is not supported (use bridge)", spec.Name, spec.Driver)
 	}
-	unlock, err := lockFile(ctx, c.stateDir(dirNetworks, ".lock"), nil)
+	// Host-wide, not per state directory: subnets and bridges are shared by
+	// every stack installation on the host.
+	unlock, err := lockFile(ctx, networksLock, nil)
 	if err != nil {
 		return fmt.Errorf("create network %s: %w", spec.Name, err)
 	}
