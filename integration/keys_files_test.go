@@ -50,7 +50,7 @@ func TestKeySecretsAndConfigs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p.mustRun("up", "-d")
+	p.up()
 	app := p.name("app", 1)
 
 	for _, tc := range []struct {
@@ -80,7 +80,7 @@ func TestKeySecretsAndConfigs(t *testing.T) {
 		if r := p.run("plan", "--detailed-exitcode"); r.code != 2 || !strings.Contains(r.stdout, "~ container "+app) {
 			t.Fatalf("plan after a secret change: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
-		p.mustRun("up", "-d")
+		p.up()
 		if got := p.sh(app, "cat /run/secrets/db_pass"); got != "rotated" {
 			t.Errorf("after up, the secret reads %q, want rotated", got)
 		}

@@ -332,3 +332,13 @@ func networkNamed(t *testing.T, p *projectEnv, name string) engine.Network {
 	t.Fatalf("network %s not observed", name)
 	return engine.Network{}
 }
+
+// up brings the project up and checks that it converged: a plan right
+// after finds nothing to do, so no key makes every run recreate.
+func (p *projectEnv) up() {
+	p.t.Helper()
+	p.mustRun("up", "-d")
+	if r := p.run("plan", "--detailed-exitcode"); r.code != 0 {
+		p.t.Errorf("plan right after up: exit %d, want 0 (nothing to do)\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

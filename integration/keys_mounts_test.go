@@ -89,7 +89,7 @@ func TestKeyMounts(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(p.dir, "ro", "given"), []byte("from-host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p.mustRun("up", "-d")
+	p.up()
 	store, reader := p.name("store", 1), p.name("reader", 1)
 	volData := func(vol, file string) string {
 		return filepath.Join(p.stateDir, "volumes", p.project+"_"+vol, "_data", file)

@@ -118,7 +118,7 @@ func TestKeyNetwork(t *testing.T) {
 	yaml = strings.ReplaceAll(yaml, "{{replicas}}", fmt.Sprintf("%d-%d", replicas, replicas+1))
 	yaml = strings.ReplaceAll(yaml, "{{webname}}", p.name("web", 1))
 	p.writeCompose(yaml)
-	p.mustRun("up", "-d")
+	p.up()
 	web := p.name("web", 1)
 
 	for _, key := range []string{"short", "long", "any"} {

@@ -40,7 +40,7 @@ services:
 // containers and their names.
 func TestKeyDependsOnAndScale(t *testing.T) {
 	p := newProjectEnv(t, orderKeys)
-	p.mustRun("up", "-d")
+	p.up()
 	st := p.observe()
 	byName := map[string]time.Time{}
 	for _, c := range st.Containers {
@@ -98,7 +98,7 @@ services:
 // stop_grace_period, not Docker's default 10s, and at once with -t 0.
 func TestKeyStopSignalAndGracePeriod(t *testing.T) {
 	p := newProjectEnv(t, stopKeys)
-	p.mustRun("up", "-d")
+	p.up()
 	// Give sh time to install its traps.
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
@@ -116,7 +116,7 @@ func TestKeyStopSignalAndGracePeriod(t *testing.T) {
 		}
 	})
 	t.Run("-t 0 stops at once", func(t *testing.T) {
-		p.mustRun("up", "-d")
+		p.up()
 		start := time.Now()
 		p.mustRun("down", "-t", "0")
 		if took := time.Since(start); took > 1800*time.Millisecond {

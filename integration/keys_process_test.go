@@ -76,7 +76,7 @@ func TestKeyProcess(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(p.dir, "app.env"), []byte("FROM_FILE=file-value\nBOTH=file-loses\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p.mustRun("up", "-d")
+	p.up()
 	proc := p.name("proc", 1)
 
 	t.Run("image", func(t *testing.T) {

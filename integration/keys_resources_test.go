@@ -49,7 +49,7 @@ services:
 // reservations, shm_size, ulimits and devices.
 func TestKeyResources(t *testing.T) {
 	p := newProjectEnv(t, resourceKeys)
-	p.mustRun("up", "-d")
+	p.up()
 	limits, deployed := p.name("limits", 1), p.name("deployed", 1)
 
 	for _, tc := range []struct {

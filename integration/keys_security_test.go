@@ -68,7 +68,7 @@ func hasCap(mask uint64, c int) bool { return mask&(1<<c) != 0 }
 // no-new-privileges, sysctls, ipc and pid.
 func TestKeySecurity(t *testing.T) {
 	p := newProjectEnv(t, securityKeys)
-	p.mustRun("up", "-d")
+	p.up()
 	capEff := func(service string) uint64 { return capSet(t, p.statusField(p.name(service, 1), "CapEff")) }
 
 	t.Run("default capabilities", func(t *testing.T) {

@@ -60,7 +60,7 @@ func TestNetDownVLeavesNothing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(p.dir, "token.txt"), []byte("t0ken"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.mustRun("up", "-d")
+	p.up()
 
 	seen := leftovers{port: port}
 	st := p.observe()

@@ -117,7 +117,7 @@ func TestNetNetworks(t *testing.T) {
 		}
 	})
 	runProvider("up", "-d")
-	p.mustRun("up", "-d")
+	p.up()
 
 	nets := map[string]string{}
 	for _, n := range p.observe().Networks {

@@ -98,7 +98,7 @@ func TestNetVolumes(t *testing.T) {
 	if r := p.runIn(providerDir, nil, "up", "-d"); r.code != 0 {
 		t.Fatalf("provider up: %s%s", r.stdout, r.stderr)
 	}
-	p.mustRun("up", "-d")
+	p.up()
 	db := p.name("db", 1)
 	p.sh(db, "echo one > /data/x; echo kept > /keep/y; echo bound > /bound/z; echo anon > /anon/a")
 
@@ -124,7 +124,7 @@ func TestNetVolumes(t *testing.T) {
 	t.Run("data survives recreate", func(t *testing.T) {
 		before := p.containerNamed(db).ID
 		p.writeCompose(strings.Replace(yaml, `GENERATION: "1"`, `GENERATION: "2"`, 1))
-		p.mustRun("up", "-d")
+		p.up()
 		if p.containerNamed(db).ID == before {
 			t.Fatal("changing the environment did not recreate db")
 		}
@@ -137,7 +137,7 @@ func TestNetVolumes(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(p.stateDir, "volumes", p.project+"_data", "_data", "x")); err != nil {
 			t.Errorf("down removed volume data: %v", err)
 		}
-		p.mustRun("up", "-d")
+		p.up()
 		if got := p.sh(db, "cat /data/x"); got != "one" {
 			t.Errorf("after down and up: %q", got)
 		}
