@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"net"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -195,5 +197,61 @@ func TestDNSDeadUpstreamCostsItsTimeoutOnce(t *testing.T) {
 		if d > 300*time.Millisecond {
 			t.Errorf("query %d took %s: the dead upstream was waited on again", i+2, d)
 		}
+	}
+}
+
+// Run by a service manager, `stack daemon` stays in the foreground, serves
+// the names at once, and stops cleanly on SIGTERM, removing its socket.
+func TestDaemonInTheForegroundServesAtOnceAndStopsOnSIGTERM(t *testing.T) {
+	e := newDNSEnv(t, pairCompose)
+	t.Setenv("STACK_DAEMON", "off") // up must not start one: the test does
+	e.mustRun("up", "-d")
+	st := e.observe()
+	gw := gateway(t, st, e.project+"_default")
+	if _, err := os.Stat(e.socket); err == nil {
+		t.Fatal("STACK_DAEMON=off: up started a daemon anyway")
+	}
+
+	cmd := exec.Command(env.stackBin, "daemon")
+	cmd.Env = append(os.Environ(),
+		"STACK_CONTAINERD_ADDRESS="+env.socket,
+		"STACK_NAMESPACE="+e.namespace,
+		"STACK_STATE_DIR="+e.stateDir,
+	)
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	answered := waitAnswer(t, gw, "api", 1, 5*time.Second)
+	t.Logf("foreground daemon: names answered %s after exec", answered.Sub(start).Round(time.Millisecond))
+	if took := answered.Sub(start); took > time.Second {
+		t.Errorf("names answered %s after the daemon started, want within 1s", took)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("daemon exit on SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the daemon did not stop on SIGTERM\n%s", logs.String())
+	}
+	if _, err := os.Stat(e.socket); !os.IsNotExist(err) {
+		t.Errorf("the socket remains after a clean stop: %v", err)
+	}
+	if _, _, err := askHost(gw, "api", dnsmessage.TypeA); err == nil {
+		t.Error("something still answers DNS on the gateway after the daemon stopped")
 	}
 }
