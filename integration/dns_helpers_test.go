@@ -238,7 +238,7 @@ func upstreamAnswer(query []byte) ([]byte, bool) {
 }
 
 // askHost sends one query from the host to server (a stack gateway, :53)
-// and returns the rcode and the A/AAAA addresses answered. The host's
+// and returns the rcode and the A/AAAA addresses (or PTR names) answered. The host's
 // source address on that bridge is the gateway, inside the allowed subnet.
 func askHost(server, name string, qtype dnsmessage.Type) (dnsmessage.RCode, []string, error) {
 	return askHostWithin(server, name, qtype, 500*time.Millisecond)
@@ -278,6 +278,8 @@ func askHostWithin(server, name string, qtype dnsmessage.Type, limit time.Durati
 			addrs = append(addrs, netip.AddrFrom4(r.A).String())
 		case *dnsmessage.AAAAResource:
 			addrs = append(addrs, netip.AddrFrom16(r.AAAA).String())
+		case *dnsmessage.PTRResource:
+			addrs = append(addrs, r.PTR.String())
 		}
 	}
 	slices.Sort(addrs)

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -138,6 +139,15 @@ func TestDNSNamesResolveBetweenServices(t *testing.T) {
 		rcode, addrs, err := askHost(gateway(t, st, def), "api", dnsmessage.TypeAAAA)
 		if err != nil || rcode != dnsmessage.RCodeSuccess || len(addrs) != 0 {
 			t.Errorf("AAAA api: rcode %v, %v, err %v; want NOERROR and no answer", rcode, addrs, err)
+		}
+	})
+
+	t.Run("PTR answers the container name", func(t *testing.T) {
+		a := netip.MustParseAddr(apiIP).As4()
+		rev := fmt.Sprintf("%d.%d.%d.%d.in-addr.arpa", a[3], a[2], a[1], a[0])
+		rcode, names, err := askHost(gateway(t, st, def), rev, dnsmessage.TypePTR)
+		if err != nil || rcode != dnsmessage.RCodeSuccess || !slices.Equal(names, []string{p + "-api-1."}) {
+			t.Errorf("PTR %s: rcode %v, %v, err %v; want %s-api-1.", rev, rcode, names, err, p)
 		}
 	})
 
