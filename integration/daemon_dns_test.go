@@ -124,9 +124,36 @@ func TestDaemonAnswersANewContainerSoonAfterItsTaskStarts(t *testing.T) {
 	if r := <-upDone; r.code != 0 {
 		t.Fatalf("up --scale api=2: exit %d\n%s", r.code, r.stderr)
 	}
-	// And a stopped replica leaves the answers.
-	e.mustRun("up", "-d", "--scale", "api=1")
-	waitAnswer(t, gw, "api", 1, 2*time.Second)
+
+	// A replica killed by hand, behind stack's back, leaves the answers as
+	// soon as its task exits.
+	exits, exitErrs := client.Subscribe(ctx, `namespace==`+e.namespace+`,topic=="/tasks/exit"`)
+	victim := e.container(e.observe(), e.project+"-api-2")
+	ctr, err := client.LoadContainer(ctx, victim.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var exited time.Time
+	select {
+	case ev := <-exits:
+		exited = ev.Timestamp
+	case err := <-exitErrs:
+		t.Fatalf("containerd events: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no task exit event after SIGKILL")
+	}
+	gone := waitAnswer(t, gw, "api", 1, 5*time.Second)
+	t.Logf("task-exit event (kill -9 by hand) to the answers without it: %s", gone.Sub(exited).Round(100*time.Microsecond))
+	if d := gone.Sub(exited); d > 500*time.Millisecond {
+		t.Errorf("a killed replica stayed in the answers %s after its exit; target 100ms, limit 500ms", d)
+	}
 }
 
 func (e *dnsEnv) daemonLatency() string {
