@@ -67,7 +67,7 @@ func (c *Client) CreateContainer(ctx context.Context, spec engine.ContainerSpec)
 	if _, err := c.ctr.NewContainer(ctx, id, opts...); err != nil {
 		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
 	}
-	if err := c.copyUpVolumes(ctx, id, spec); err != nil {
+	if err := c.copyUpVolumes(ctx, id, in.spec); err != nil {
 		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
 	}
 	return id, nil
@@ -88,7 +88,10 @@ func (c *Client) prepare(ctx context.Context, id string, spec engine.ContainerSp
 	if err := c.resolveNamespaces(ctx, &in); err != nil {
 		return in, err
 	}
-	if in.mounts, err = c.buildMounts(ctx, id, spec, in.hostNS); err != nil {
+	if err := c.nameAnonymousVolumes(ctx, &in.spec); err != nil {
+		return in, err
+	}
+	if in.mounts, err = c.buildMounts(ctx, id, in.spec, in.hostNS); err != nil {
 		return in, err
 	}
 	if spec.Process.Init {
