@@ -21,6 +21,7 @@ services:
       - scratch:/scratch
       - bound:/bound
       - /anon
+      - /var/www
 volumes:
   data:
     labels:
@@ -102,6 +103,11 @@ func TestNetVolumes(t *testing.T) {
 	db := p.name("db", 1)
 	p.sh(db, "echo one > /data/x; echo kept > /keep/y; echo bound > /bound/z; echo anon > /anon/a")
 
+	t.Run("anonymous volume gets the image content", func(t *testing.T) {
+		if got := p.sh(db, "ls /var/www"); got != "index.html" {
+			t.Errorf("anonymous volume at /var/www holds %q, want the image's index.html", got)
+		}
+	})
 	t.Run("labels and location", func(t *testing.T) {
 		for _, v := range p.observe().Volumes {
 			if v.Name == p.project+"_data" {
@@ -128,8 +134,8 @@ func TestNetVolumes(t *testing.T) {
 		if p.containerNamed(db).ID == before {
 			t.Fatal("changing the environment did not recreate db")
 		}
-		if got := p.sh(db, "cat /data/x /keep/y /bound/z"); got != "one\nkept\nbound" {
-			t.Errorf("after recreate: %q", got)
+		if got := p.sh(db, "cat /data/x /keep/y /bound/z /anon/a"); got != "one\nkept\nbound\nanon" {
+			t.Errorf("after recreate: %q, want named, external, bind and anonymous volumes' data kept", got)
 		}
 	})
 	t.Run("data survives down", func(t *testing.T) {
