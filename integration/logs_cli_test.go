@@ -38,7 +38,7 @@ services:
   app:
     image: busybox
     network_mode: none
-    command: ["sh", "-c", "trap 'exit 0' TERM; echo out-1; echo err-1 >&2; sleep 0.2; echo out-2; sleep 0.2; echo out-3; sleep 2; echo late; while true; do sleep 1; done"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; echo out-1; sleep 0.1; echo err-1 >&2; sleep 0.2; echo out-2; sleep 0.2; echo out-3; sleep 2; echo late; while true; do sleep 1; done"]
 `
 
 func TestLogsShowStdoutAndStderrWithComposePrefixes(t *testing.T) {

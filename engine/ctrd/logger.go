@@ -88,18 +88,22 @@ func copyLogStreams(w *jsonLog, stdout, stderr io.Reader) error {
 }
 
 // copyStream reads lines and hands them to w in batches: every complete
-// line already buffered goes in one write. A line longer than maxLogLine and
-// the unterminated tail at EOF become entries without a newline.
+// line already buffered goes in one write. A line longer than maxLogLine and the unterminated tail at EOF
+// become entries without a newline.
 func copyStream(w *jsonLog, stream string, r io.Reader) error {
-	br := bufio.NewReaderSize(r, maxLogLine)
+	br := bufio.NewReaderSize(r, 64<<10)
 	var b batch
 	var firstErr error
 	for {
 		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			b.add(stream, line, time.Now())
+		for len(line) > maxLogLine {
+			b.add(stream, line[:maxLogLine])
+			line = line[maxLogLine:]
 		}
-		if (err == nil || errors.Is(err, bufio.ErrBufferFull)) && hasLine(br) && len(b.buf) < 256<<10 {
+		if len(line) > 0 {
+			b.add(stream, line)
+		}
+		if (err == nil || errors.Is(err, bufio.ErrBufferFull)) && hasLine(br) && len(b.raw) < 128<<10 {
 			continue
 		}
 		if werr := w.write(&b); werr != nil && firstErr == nil {
@@ -126,30 +130,53 @@ func hasLine(br *bufio.Reader) bool {
 	return bytes.IndexByte(p, '\n') >= 0
 }
 
-// batch is encoded json-file lines and where each ends.
+// batch is one stream's raw lines, waiting to be encoded and written.
 type batch struct {
-	buf  []byte
-	ends []int
+	stream string
+	raw    []byte
+	ends   []int
 }
 
-func (b *batch) add(stream string, line []byte, t time.Time) {
-	b.buf = appendLogLine(b.buf, stream, line, t)
-	b.ends = append(b.ends, len(b.buf))
+func (b *batch) add(stream string, line []byte) {
+	b.stream = stream
+	b.raw = append(b.raw, line...)
+	b.ends = append(b.ends, len(b.raw))
 }
 
-func (b *batch) reset() { b.buf, b.ends = b.buf[:0], b.ends[:0] }
+func (b *batch) reset() { b.raw, b.ends = b.raw[:0], b.ends[:0] }
+
+// lines calls f with each raw line.
+func (b *batch) lines(f func([]byte)) {
+	start := 0
+	for _, end := range b.ends {
+		f(b.raw[start:end])
+		start = end
+	}
+}
 
 // appendLogLine encodes one Docker json-file line:
 // {"log":"text\n","stream":"stdout","time":"2006-01-02T15:04:05.999999999Z"}
 func appendLogLine(dst []byte, stream string, text []byte, t time.Time) []byte {
+	return appendLogLineStamp(dst, stream, text, t.UTC().AppendFormat(nil, time.RFC3339Nano))
+}
+
+func appendLogLineStamp(dst []byte, stream string, text, stamp []byte) []byte {
 	dst = append(dst, `{"log":`...)
 	dst = appendJSONString(dst, text)
 	dst = append(dst, `,"stream":"`...)
 	dst = append(dst, stream...)
 	dst = append(dst, `","time":"`...)
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, stamp...)
 	return append(dst, "\"}\n"...)
 }
+
+// plainJSON marks the bytes a JSON string holds as they are.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 const hexDigits = "0123456789abcdef"
 
@@ -157,12 +184,15 @@ const hexDigits = "0123456789abcdef"
 func appendJSONString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			dst = append(dst, c)
-			i++
-			continue
+		j := i
+		for j < len(s) && plainJSON[s[j]] {
+			j++
 		}
+		dst = append(dst, s[i:j]...)
+		if i = j; i == len(s) {
+			break
+		}
+		c := s[i]
 		if c >= utf8.RuneSelf {
 			r, size := utf8.DecodeRune(s[i:])
 			if r == utf8.RuneError && size == 1 {
@@ -198,6 +228,10 @@ type jsonLog struct {
 	f       *os.File
 	size    int64
 	checked time.Time
+	// encoding buffers, reused under mu
+	stamp   []byte
+	enc     []byte
+	encEnds []int
 }
 
 // openJSONLog opens (appending to) the log file at cfg.Path.
@@ -228,21 +262,31 @@ func (l *jsonLog) open(mode int) error {
 	return nil
 }
 
-// write appends the batch, rotating between lines when the next one would
-// take the file over max-size, and empties the batch.
+// write encodes the batch with the time of writing, taken under the lock so
+// that times never go back within a file, and appends it, rotating between
+// lines when the next one would take the file over max-size.
 func (l *jsonLog) write(b *batch) error {
 	defer b.reset()
+	if len(b.ends) == 0 {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.recheck()
+	l.stamp = time.Now().UTC().AppendFormat(l.stamp[:0], time.RFC3339Nano)
+	l.enc, l.encEnds = l.enc[:0], l.encEnds[:0]
+	b.lines(func(line []byte) {
+		l.enc = appendLogLineStamp(l.enc, b.stream, line, l.stamp)
+		l.encEnds = append(l.encEnds, len(l.enc))
+	})
 	start := 0
-	for i, end := range b.ends {
+	for i, end := range l.encEnds {
 		lineStart := 0
 		if i > 0 {
-			lineStart = b.ends[i-1]
+			lineStart = l.encEnds[i-1]
 		}
 		if l.cfg.MaxSize > 0 && l.size+int64(end-start) > l.cfg.MaxSize && l.size+int64(lineStart-start) > 0 {
-			if err := l.flush(b.buf[start:lineStart]); err != nil {
+			if err := l.flush(l.enc[start:lineStart]); err != nil {
 				return err
 			}
 			start = lineStart
@@ -251,7 +295,7 @@ func (l *jsonLog) write(b *batch) error {
 			}
 		}
 	}
-	return l.flush(b.buf[start:])
+	return l.flush(l.enc[start:])
 }
 
 func (l *jsonLog) flush(p []byte) error {

@@ -183,11 +183,11 @@ func TestLoggerAppendsAcrossRestarts(t *testing.T) {
 func TestLoggerReopensAFileDeletedByHand(t *testing.T) {
 	w, path := newTestLog(t, 0, 1)
 	var b batch
-	b.add("stdout", []byte("before\n"), time.Now())
+	b.add("stdout", []byte("before\n"))
 	w.write(&b)
 	os.Remove(path)
 	w.checked = time.Time{}
-	b.add("stdout", []byte("after\n"), time.Now())
+	b.add("stdout", []byte("after\n"))
 	w.write(&b)
 	w.Close()
 	if lines := readJSONLines(t, path); len(lines) != 1 || lines[0].Log != "after\n" {
@@ -286,12 +286,12 @@ func TestLogDriverSignalsReadinessOnFd5AndDrainsAfterSIGTERM(t *testing.T) {
 func TestLoggerDoesNotRecreateARemovedContainerDirectory(t *testing.T) {
 	w, path := newTestLog(t, 100, 2)
 	var b batch
-	b.add("stdout", []byte("before\n"), time.Now())
+	b.add("stdout", []byte("before\n"))
 	w.write(&b)
 	os.RemoveAll(filepath.Dir(path))
 	w.checked = time.Time{}
 	for range 5 { // past max-size too: rotation must not recreate it either
-		b.add("stdout", []byte("after the container was removed\n"), time.Now())
+		b.add("stdout", []byte("after the container was removed\n"))
 		w.write(&b)
 	}
 	w.Close()
@@ -310,5 +310,32 @@ func TestLoggerKeepsReadingWhenWritesFail(t *testing.T) {
 	}
 	if r.Len() != 0 {
 		t.Fatalf("%d bytes left unread: the container would block", r.Len())
+	}
+}
+
+func TestLoggerTimesNeverGoBackWithinAFile(t *testing.T) {
+	w, path := newTestLog(t, 0, 1)
+	outR, outW := io.Pipe()
+	errR, errW := io.Pipe()
+	for _, pw := range []*io.PipeWriter{outW, errW} {
+		go func() {
+			for i := range 2000 {
+				fmt.Fprintf(pw, "line %d\n", i)
+			}
+			pw.Close()
+		}()
+	}
+	if err := copyLogStreams(w, outR, errR); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	lines := readJSONLines(t, path)
+	if len(lines) != 4000 {
+		t.Fatalf("%d lines, want 4000", len(lines))
+	}
+	for i := 1; i < len(lines); i++ {
+		if lines[i].Time.Before(lines[i-1].Time) {
+			t.Fatalf("line %d (%s) is older than the line before it", i, lines[i].Stream)
+		}
 	}
 }
