@@ -85,7 +85,8 @@ func TestDaemonKilledIsBackOnTheNextCommandAndAnswersAsBefore(t *testing.T) {
 }
 
 // A container started while the daemon runs is answered within 100 ms of
-// containerd's task-start event: the daemon follows events, debounces, and
+// containerd's task-start event, and one killed by hand leaves the answers
+// as soon as its task exits: the daemon follows events, debounces, and
 // observes once.
 func TestDaemonAnswersANewContainerSoonAfterItsTaskStarts(t *testing.T) {
 	e := newDNSEnv(t, pairCompose)

@@ -112,6 +112,13 @@ func TestDNSNamesResolveBetweenServices(t *testing.T) {
 		if got, _ := nslookup(t, ns, loner, "loner"); len(got) != 1 {
 			t.Errorf("loner does not resolve itself on its network: %v", got)
 		}
+		// Asking the other network's DNS server directly is refused: it
+		// answers only its own subnet.
+		isolated := p + "_isolated"
+		r := execIn(t, ns, client, "nslookup", "loner", gateway(t, st, isolated))
+		if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "REFUSED") {
+			t.Errorf("client asked %s's server directly: want REFUSED\n%s%s", isolated, r.stdout, r.stderr)
+		}
 	})
 
 	t.Run("internal networks forward nothing", func(t *testing.T) {
