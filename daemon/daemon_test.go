@@ -277,3 +277,34 @@ func TestDaemonRefreshesWhenAWatchedDirectoryChanges(t *testing.T) {
 	took := waitFor(t, 2*time.Second, func() bool { return len(d.DNS().Listeners()) == 1 })
 	t.Logf("network record to listener: %s", took)
 }
+
+func TestUpstreamsFollowTheHostsResolvConfButNeverAGateway(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(path, []byte("nameserver 127.0.0.53\nnameserver 10.89.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := newFakeSource(engine.State{Networks: []engine.Network{{Name: "n", Subnet: "10.89.0.0/24", Gateway: "10.89.0.1"}}})
+	d := New(Config{Source: src, DNSPort: -1, ResolvConf: path})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(ctx, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	upstreams := func() []string {
+		var out []string
+		for _, u := range d.Status().Upstreams {
+			out = append(out, u.Addr)
+		}
+		return out
+	}
+	waitFor(t, 2*time.Second, func() bool { return slices.Equal(upstreams(), []string{"127.0.0.53:53"}) })
+	time.Sleep(10 * time.Millisecond) // a distinct mtime
+	if err := os.WriteFile(path, []byte("nameserver 127.0.0.54\nnameserver 127.0.0.55\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, 3*time.Second, func() bool { return slices.Equal(upstreams(), []string{"127.0.0.54:53", "127.0.0.55:53"}) })
+	t.Logf("resolv.conf change reached the upstreams in %s", took)
+	if st := d.Status(); st.UpstreamsFrom != path {
+		t.Errorf("upstreams from %q, want %q", st.UpstreamsFrom, path)
+	}
+}
