@@ -2,9 +2,11 @@ package ctrd
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -228,5 +230,32 @@ func TestParseLogTime(t *testing.T) {
 		if _, err := ParseLogTime(bad, now); err == nil || !strings.Contains(err.Error(), "is not a time") {
 			t.Errorf("ParseLogTime(%q) = %v, want an error saying it is not a time", bad, err)
 		}
+	}
+}
+
+func TestDecodeOwnLineAgreesWithEncodingJSON(t *testing.T) {
+	texts := []string{"plain\n", "", "quote \" and \\ backslash / slash\n", "tab\tcr\r\n", "ctl \x00\x01\x1f\x7f",
+		"bad utf8 \xff\xfe", "ünïcödé ✓ 😀\n", strings.Repeat("x", 20000), "<html>&amp;</html>"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		b := make([]byte, rng.IntN(64))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		texts = append(texts, string(b))
+	}
+	for _, text := range texts {
+		line := appendLogLine(nil, "stderr", []byte(text), t0.Add(123456789))
+		fast, ok := decodeOwnLine(line)
+		var slow logLine
+		if err := json.Unmarshal(line, &slow); err != nil {
+			t.Fatalf("%q: encoding/json: %v", line, err)
+		}
+		if !ok || fast.Text != slow.Log || fast.Stream != slow.Stream || !fast.Time.Equal(slow.Time) {
+			t.Errorf("%q: fast %+v (%v), encoding/json %+v", text, fast, ok, slow)
+		}
+	}
+	if _, ok := decodeLogLine([]byte(`{"time":"2026-11-23T12:00:00Z","stream":"stdout","log":"other order\n"}`)); !ok {
+		t.Error("a line in another key order (written by another tool) is not read")
 	}
 }
