@@ -138,7 +138,7 @@ func TestKeyProcess(t *testing.T) {
 		}
 	})
 	t.Run("hostname and domainname", func(t *testing.T) {
-		if got := p.sh(proc, "hostname; cat /proc/sys/kernel/domainname"); got != "box\nexample.test" {
+		if got := p.sh(proc, "hostname; cat /proc/sys/kernel/domainname /etc/hostname"); got != "box\nexample.test\nbox" {
 			t.Errorf("hostname; domainname = %q", got)
 		}
 		if hosts := p.sh(proc, "cat /etc/hosts"); !strings.Contains(hosts, "box.example.test") {

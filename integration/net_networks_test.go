@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -222,6 +224,31 @@ func TestNetNetworks(t *testing.T) {
 		other := &projectEnv{stackEnv: p.stackEnv, project: provider}
 		if ip := ipOn(other, provider+"-host-1", "eth0"); !reaches(p, guest, ip) {
 			t.Errorf("guest cannot reach the provider's container at %s on the external network", ip)
+		}
+	})
+	t.Run("leases under the state directory", func(t *testing.T) {
+		var leases []string
+		err := filepath.WalkDir(p.stateDir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				leases = append(leases, filepath.Base(path))
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, svc := range []string{"a1", "a2", "b1"} {
+			if ip := ipOn(p, p.name(svc, 1), "eth0"); !slices.Contains(leases, ip) {
+				t.Errorf("no lease file for %s's %s under the state directory", svc, ip)
+			}
+		}
+		for name := range nets {
+			if _, err := os.Stat(filepath.Join("/var/lib/cni/networks", name)); err == nil {
+				t.Errorf("network %s keeps leases in the host-wide /var/lib/cni", name)
+			}
+			if m, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", name+"-*")); len(m) > 0 {
+				t.Errorf("network %s keeps CNI results in /var/lib/cni: %v", name, m)
+			}
 		}
 	})
 	t.Run("outbound NAT except internal", func(t *testing.T) {
