@@ -286,11 +286,12 @@ func logName(c engine.Container) string {
 // logPrinter writes lines as compose does: "name  | text", the names padded
 // to the widest, each coloured in turn.
 type logPrinter struct {
-	w      *bufio.Writer
-	o      logsOptions
-	color  bool
-	width  int
-	colors map[string]string
+	w        *bufio.Writer
+	o        logsOptions
+	color    bool
+	width    int
+	colors   map[string]string
+	prefixes map[string]string
 }
 
 // logColors is compose's rainbow: cyan, yellow, green, magenta, blue, then
@@ -298,12 +299,12 @@ type logPrinter struct {
 var logColors = []string{"36", "33", "32", "35", "34", "36;1", "33;1", "32;1", "35;1", "34;1"}
 
 func newLogPrinter(w io.Writer, o logsOptions, color bool) *logPrinter {
-	return &logPrinter{w: bufio.NewWriterSize(w, 64<<10), o: o, color: color, colors: map[string]string{}}
+	return &logPrinter{w: bufio.NewWriterSize(w, 64<<10), o: o, color: color, colors: map[string]string{}, prefixes: map[string]string{}}
 }
 
 // setNames gives each new name the next colour and pads to the widest.
 func (p *logPrinter) setNames(names []string) {
-	p.width = 0
+	p.width, p.prefixes = 0, map[string]string{}
 	for _, name := range names {
 		if _, ok := p.colors[name]; !ok {
 			p.colors[name] = logColors[len(p.colors)%len(logColors)]
@@ -315,17 +316,26 @@ func (p *logPrinter) setNames(names []string) {
 func (p *logPrinter) print(name string, e ctrd.LogEntry) error {
 	text := strings.TrimSuffix(strings.TrimSuffix(e.Text, "\n"), "\r")
 	if !p.o.noPrefix {
-		prefix := fmt.Sprintf("%-*s |", p.width, name)
-		if p.color {
-			prefix = "\033[" + p.colors[name] + "m" + prefix + "\033[0m"
-		}
-		p.w.WriteString(prefix + " ")
+		p.w.WriteString(p.prefix(name))
 	}
 	if p.o.timestamps {
 		p.w.WriteString(e.Time.UTC().Format("2006-01-02T15:04:05.000000000Z07:00") + " ")
 	}
 	p.w.WriteString(text)
 	return p.w.WriteByte('\n')
+}
+
+// prefix is "name  | ", padded and coloured, made once per name and width.
+func (p *logPrinter) prefix(name string) string {
+	if s, ok := p.prefixes[name]; ok {
+		return s
+	}
+	s := fmt.Sprintf("%-*s |", p.width, name)
+	if p.color {
+		s = "\033[" + p.colors[name] + "m" + s + "\033[0m"
+	}
+	p.prefixes[name] = s + " "
+	return s + " "
 }
 
 func (p *logPrinter) flush() error { return p.w.Flush() }
