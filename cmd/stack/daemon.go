@@ -206,17 +206,20 @@ func (a *app) startDaemon(ctx context.Context, sock string) error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	if err := waitDaemon(ctx, sock, exited, 15*time.Second); err != nil {
+	ours, err := waitDaemon(ctx, sock, exited, 15*time.Second)
+	if err != nil {
 		return fmt.Errorf("%w; see %s", err, logPath)
 	}
-	a.daemonNote("info", fmt.Sprintf("stack daemon was not running: started it on %s (log %s)", sock, logPath))
+	if ours {
+		a.daemonNote("info", fmt.Sprintf("stack daemon was not running: started it on %s (log %s)", sock, logPath))
+	}
 	return nil
 }
 
-// waitDaemon polls the socket until a daemon answers. A child that exits
-// first may have lost a race with another daemon starting: then that one
-// answers soon.
-func waitDaemon(ctx context.Context, sock string, exited <-chan error, limit time.Duration) error {
+// waitDaemon polls the socket until a daemon answers; ours is false when
+// the child exited first and another daemon (that won a start race, or was
+// busy) answers instead.
+func waitDaemon(ctx context.Context, sock string, exited <-chan error, limit time.Duration) (ours bool, err error) {
 	deadline := time.Now().Add(limit)
 	var childErr error
 	for time.Now().Before(deadline) {
@@ -224,7 +227,7 @@ func waitDaemon(ctx context.Context, sock string, exited <-chan error, limit tim
 		_, err := daemon.Dial(sock).Status(pctx)
 		cancel()
 		if err == nil {
-			return nil
+			return childErr == nil, nil
 		}
 		select {
 		case err := <-exited:
@@ -233,14 +236,14 @@ func waitDaemon(ctx context.Context, sock string, exited <-chan error, limit tim
 				deadline = soon
 			}
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	if childErr != nil {
-		return childErr
+		return false, childErr
 	}
-	return fmt.Errorf("the stack daemon did not answer on %s within %s", sock, limit)
+	return false, fmt.Errorf("the stack daemon did not answer on %s within %s", sock, limit)
 }
 
 func (a *app) daemonStatus(ctx context.Context, f *daemonFlags) error {
