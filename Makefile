@@ -9,7 +9,7 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 
 GO             ?= go
-PACKAGES       := containerd runc containernetworking-plugins iptables busybox-static docker-registry ca-certificates
+PACKAGES       := containerd runc containernetworking-plugins iptables iproute2 tini busybox-static docker-registry ca-certificates
 VERSION        := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 IMAGES_DIR     := examples/images/out
 IMAGES         := $(IMAGES_DIR)/busybox.oci.tar $(IMAGES_DIR)/hello.oci.tar
