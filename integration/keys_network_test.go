@@ -335,3 +335,46 @@ func inSubnet(t *testing.T, ip, cidr string) bool {
 	}
 	return n.Contains(net.ParseIP(ip))
 }
+
+const sharedNetns = `
+services:
+  web:
+    image: hello
+    environment:
+      GENERATION: "1"
+  sidecar:
+    image: busybox
+    command: ` + loop + `
+    network_mode: service:web
+    ipc: service:web
+    pid: service:web
+`
+
+// TestKeyNetworkModeServiceFollowsARecreatedService recreates the service
+// whose network, ipc and pid namespaces another joins: the joiner must end
+// up in the new namespaces, still reaching the service on 127.0.0.1.
+func TestKeyNetworkModeServiceFollowsARecreatedService(t *testing.T) {
+	p := newProjectEnv(t, sharedNetns)
+	p.up()
+	web, sidecar := p.name("web", 1), p.name("sidecar", 1)
+	before := p.containerNamed(web).ID
+	p.writeCompose(strings.Replace(sharedNetns, `GENERATION: "1"`, `GENERATION: "2"`, 1))
+	p.up()
+	if p.containerNamed(web).ID == before {
+		t.Fatal("web was not recreated")
+	}
+	if c := p.containerNamed(sidecar); c.Status != "running" {
+		t.Fatalf("sidecar is %s after web was recreated", c.Status)
+	}
+	for _, kind := range []string{"net", "ipc", "pid"} {
+		ns := func(name string) string {
+			return mustReadlink(t, fmt.Sprintf("/proc/%d/ns/%s", p.containerNamed(name).Pid, kind))
+		}
+		if ns(sidecar) != ns(web) {
+			t.Errorf("sidecar %s namespace %s, want the new web's %s", kind, ns(sidecar), ns(web))
+		}
+	}
+	if body, err := fetchFromContainer(p, sidecar, 8080); err != nil || !strings.Contains(body, "GENERATION=2") {
+		t.Errorf("sidecar GET 127.0.0.1:8080: %v %q, want the new web", err, body)
+	}
+}
