@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -281,5 +282,42 @@ func TestDaemonInTheForegroundServesAtOnceAndStopsOnSIGTERM(t *testing.T) {
 	}
 	if _, _, err := askHost(gw, "api", dnsmessage.TypeA); err == nil {
 		t.Error("something still answers DNS on the gateway after the daemon stopped")
+	}
+}
+
+// Two commands that find no daemon at the same time start one between
+// them, and it serves both projects.
+func TestDaemonStartedByTwoCommandsAtOnceIsOne(t *testing.T) {
+	e := newDNSEnv(t, pairCompose)
+	other := e.project + "b"
+	dir := t.TempDir()
+	file := filepath.Join(dir, "compose.yaml")
+	if err := os.WriteFile(file, []byte("name: "+other+"\n"+pairCompose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.run("-f", file, "down", "-t", "0") })
+
+	results := make(chan result, 2)
+	go func() { results <- e.run("up", "-d") }()
+	go func() { results <- e.run("-f", file, "up", "-d") }()
+	started := 0
+	for range 2 {
+		r := <-results
+		if r.code != 0 {
+			t.Fatalf("up: exit %d\n%s", r.code, r.stderr)
+		}
+		started += strings.Count(r.stderr, "stack daemon was not running")
+	}
+	out, _ := exec.Command("pgrep", "-f", "daemon --socket "+e.socket).Output()
+	if pids := strings.Fields(string(out)); len(pids) != 1 || started != 1 {
+		t.Errorf("daemons running on %s: %v; commands saying they started one: %d; want 1 and 1", e.socket, pids, started)
+	}
+	all := e.stateAll()
+	for _, project := range []string{e.project, other} {
+		gw := gateway(t, all, project+"_default")
+		_, addrs, err := askHost(gw, "api."+project, dnsmessage.TypeA)
+		if err != nil || len(addrs) != 1 {
+			t.Errorf("api.%s on %s: %v %v", project, gw, addrs, err)
+		}
 	}
 }

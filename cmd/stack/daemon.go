@@ -206,7 +206,7 @@ func (a *app) startDaemon(ctx context.Context, sock string) error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	ours, err := waitDaemon(ctx, sock, exited, 15*time.Second)
+	ours, err := waitDaemon(ctx, sock, cmd.Process.Pid, exited, 15*time.Second)
 	if err != nil {
 		return fmt.Errorf("%w; see %s", err, logPath)
 	}
@@ -216,18 +216,17 @@ func (a *app) startDaemon(ctx context.Context, sock string) error {
 	return nil
 }
 
-// waitDaemon polls the socket until a daemon answers; ours is false when
-// the child exited first and another daemon (that won a start race, or was
-// busy) answers instead.
-func waitDaemon(ctx context.Context, sock string, exited <-chan error, limit time.Duration) (ours bool, err error) {
+// waitDaemon polls the socket until a daemon answers; ours says whether it
+// is the child pid or another daemon (that won a start race, or was busy).
+func waitDaemon(ctx context.Context, sock string, pid int, exited <-chan error, limit time.Duration) (ours bool, err error) {
 	deadline := time.Now().Add(limit)
 	var childErr error
 	for time.Now().Before(deadline) {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := daemon.Dial(sock).Status(pctx)
+		st, err := daemon.Dial(sock).Status(pctx)
 		cancel()
 		if err == nil {
-			return childErr == nil, nil
+			return st.PID == pid, nil
 		}
 		select {
 		case err := <-exited:
