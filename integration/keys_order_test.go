@@ -17,6 +17,8 @@ services:
   second:
     image: busybox
     command: ` + loop + `
+    environment:
+      GENERATION: "1"
     depends_on: [first]
   third:
     image: busybox
@@ -58,6 +60,25 @@ func TestKeyDependsOnAndScale(t *testing.T) {
 		labels := psLabels(t, p, "third")
 		if dep := labels["com.docker.compose.depends_on"]; dep != "second:service_started:true" {
 			t.Errorf("third's depends_on label = %q", dep)
+		}
+	})
+	t.Run("depends_on restart", func(t *testing.T) {
+		before := fingerprint(p.observe())
+		p.writeCompose(strings.Replace(orderKeys, `GENERATION: "1"`, `GENERATION: "2"`, 1))
+		p.up()
+		after := p.observe()
+		first, second, third := p.name("first", 1), p.name("second", 1), p.name("third", 1)
+		now := fingerprint(after)
+		if now[first] != before[first] {
+			t.Errorf("first was touched: %s -> %s", before[first], now[first])
+		}
+		if p.containerNamed(second).ID == strings.Fields(before[second])[0] {
+			t.Errorf("second was not recreated")
+		}
+		// third depends on second with restart: true: same container, new start.
+		c := p.containerNamed(third)
+		if c.ID != strings.Fields(before[third])[0] || now[third] == before[third] || c.Status != "running" {
+			t.Errorf("third: before %s, after %s; want the same container restarted", before[third], now[third])
 		}
 	})
 	t.Run("scale and deploy.replicas", func(t *testing.T) {
