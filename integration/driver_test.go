@@ -739,3 +739,52 @@ func TestDriverInitRunsAsPID1(t *testing.T) {
 		t.Errorf("stop took %v: the init did not forward SIGTERM", took)
 	}
 }
+
+func TestDriverStopUsesTheStopSignal(t *testing.T) {
+	e := newDriverEnv(t)
+	spec := e.spec("app")
+	spec.Network.Mode = "none"
+	spec.Process.Command = []string{"sh", "-c", "trap 'exit 7' USR1; echo ready; while :; do sleep 0.1; done"}
+	spec.Process.StopSignal = "SIGUSR1"
+	c := e.run(spec)
+	waitForLog(t, e.d.LogPath(c.ID), []string{"ready"})
+	if err := e.d.StopContainer(e.ctx, c.ID, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.container(c.ID); got.Status != engine.StatusExited || got.ExitCode != 7 {
+		t.Fatalf("after stop with SIGUSR1: %s exit %d, want exited 7 (the trap ran)", got.Status, got.ExitCode)
+	}
+}
+
+// The bridge plugin's DEL fails for good when the container's masquerade
+// chain is already gone; removal must still finish.
+func TestDriverRemoveFinishesWhenTheMasqueradeChainIsGone(t *testing.T) {
+	e := newDriverEnv(t)
+	n := e.network("default")
+	c := e.run(e.spec("app", n.Name))
+	ip := c.Addresses[n.Name]
+	var rule, chain string
+	for _, line := range strings.Split(iptablesSave(t), "\n") {
+		if strings.HasPrefix(line, "-A POSTROUTING") && strings.Contains(line, c.ID) {
+			rule = line
+			f := strings.Fields(line)
+			for i := range f[:len(f)-1] {
+				if f[i] == "-j" {
+					chain = f[i+1]
+				}
+			}
+		}
+	}
+	if rule == "" || chain == "" {
+		t.Fatalf("no masquerade rule for %s", c.ID)
+	}
+	for _, cmd := range []string{"iptables -w -t nat -D " + strings.TrimPrefix(rule, "-A "), "iptables -w -t nat -F " + chain, "iptables -w -t nat -X " + chain} {
+		if out, err := exec.Command("sh", "-c", cmd).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v %s", cmd, err, out)
+		}
+	}
+	if err := e.d.RemoveContainer(e.ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.assertGone(c.ID, ip, n)
+}

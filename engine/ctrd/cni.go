@@ -3,6 +3,7 @@ package ctrd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -170,7 +171,9 @@ func (c *Client) cniDel(ctx context.Context, id, nsPath string, a attachment) er
 		return fmt.Errorf("network %s: CNI config: %w", a.Network, err)
 	}
 	if err := c.cni().DelNetworkList(ctx, list, c.runtimeConf(id, nsPath, a)); err != nil {
-		return fmt.Errorf("detach from network %s: %w", a.Network, err)
+		if ferr := c.delWithoutMasq(ctx, id, nsPath, a); ferr != nil {
+			return fmt.Errorf("detach from network %s: %w", a.Network, errors.Join(err, ferr))
+		}
 	}
 	return nil
 }
@@ -208,4 +211,34 @@ func networkNames(as []attachment) string {
 		names = append(names, a.Network)
 	}
 	return strings.Join(names, ", ")
+}
+
+// delWithoutMasq is the fallback when DEL fails: the bridge plugin fails
+// (iptables exit status 2) when the container's masquerade chain is already
+// gone, as after a partial ADD or someone else's cleanup, and would then
+// fail forever. DEL again without ipMasq, then delete whatever masquerade
+// rule still names the container.
+func (c *Client) delWithoutMasq(ctx context.Context, id, nsPath string, a attachment) error {
+	var conf map[string]any
+	if err := json.Unmarshal(a.Conflist, &conf); err != nil {
+		return err
+	}
+	plugins, _ := conf["plugins"].([]any)
+	for _, p := range plugins {
+		if m, ok := p.(map[string]any); ok && m["type"] == "bridge" {
+			m["ipMasq"] = false
+		}
+	}
+	data, err := json.Marshal(conf)
+	if err != nil {
+		return err
+	}
+	list, err := libcni.NetworkConfFromBytes(data)
+	if err != nil {
+		return err
+	}
+	if err := c.cni().DelNetworkList(ctx, list, c.runtimeConf(id, nsPath, a)); err != nil {
+		return err
+	}
+	return removeMasqRules(ctx, a.Network, id)
 }

@@ -199,6 +199,33 @@ func (c *Client) pruneSharedChains(ctx context.Context) {
 	}
 }
 
+// removeMasqRules deletes nat POSTROUTING rules the bridge plugin added for
+// container id on network (their comment names both) and the chains they
+// jump to.
+func removeMasqRules(ctx context.Context, network, id string) error {
+	out, err := exec.CommandContext(ctx, "iptables", "-w", "-t", "nat", "-S", "POSTROUTING").Output()
+	if err != nil {
+		return fmt.Errorf("iptables -t nat -S POSTROUTING: %w", err)
+	}
+	marker := fmt.Sprintf(`name: \"%s\" id: \"%s\"`, network, id)
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "-A POSTROUTING ") || !strings.Contains(line, marker) {
+			continue
+		}
+		if err := run(ctx, "sh", "-c", "iptables -w -t nat -D "+strings.TrimPrefix(line, "-A ")); err != nil {
+			return err
+		}
+		f := strings.Fields(line)
+		for i := range f[:len(f)-1] {
+			if f[i] == "-j" && strings.HasPrefix(f[i+1], "CNI-") {
+				_ = iptables(ctx, "-t", "nat", "-F", f[i+1])
+				_ = iptables(ctx, "-t", "nat", "-X", f[i+1])
+			}
+		}
+	}
+	return nil
+}
+
 func iptables(ctx context.Context, args ...string) error {
 	return run(ctx, "iptables", append([]string{"-w"}, args...)...)
 }
