@@ -788,3 +788,34 @@ func TestDriverRemoveFinishesWhenTheMasqueradeChainIsGone(t *testing.T) {
 	}
 	e.assertGone(c.ID, ip, n)
 }
+
+// After a reboot the netns bind mount is gone while the records remain:
+// removal must still release the lease and the masquerade rule.
+func TestDriverRemoveFinishesWithoutTheNetns(t *testing.T) {
+	e := newDriverEnv(t)
+	n := e.network("default")
+	c := e.run(e.spec("app", n.Name))
+	ip := c.Addresses[n.Name]
+	ctr, err := e.raw.LoadContainer(e.ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := ctr.Task(e.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.Delete(e.ctx, containerd.WithProcessKill); err != nil {
+		t.Fatal(err)
+	}
+	ns := "/var/run/netns/stack-" + c.ID[:24]
+	if out, err := exec.Command("umount", ns).CombinedOutput(); err != nil {
+		t.Fatalf("umount %s: %v %s", ns, err, out)
+	}
+	if err := os.Remove(ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.RemoveContainer(e.ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.assertGone(c.ID, ip, n)
+}

@@ -73,6 +73,13 @@ func (c *Client) teardownNetwork(ctx context.Context, id string) error {
 		if err := c.cniDel(ctx, id, nsArg, last); err != nil {
 			return err
 		}
+		if nsArg == "" {
+			// Without the netns the bridge plugin cannot learn the
+			// address its masquerade rule names, and leaves it.
+			if err := removeMasqRules(ctx, last.Network, id); err != nil {
+				return err
+			}
+		}
 		rr.Attachments = rr.Attachments[:len(rr.Attachments)-1]
 		if err := c.saveRun(id, rr); err != nil {
 			return err
