@@ -289,9 +289,13 @@ services:
     logging:
       driver: none
     command: ["sh", "-c", "echo nobody-reads-this; exec sleep 3600"]
+  lastwords:
+    image: busybox
+    network_mode: none
+    command: ["printf", "no newline, then exit"]
 `
 
-func TestLogsRotationNoneDriverAndTTY(t *testing.T) {
+func TestLogsRotationNoneDriverTTYAndLastWords(t *testing.T) {
 	p := newProjectEnv(t, rotatingService)
 	p.mustRun("up", "-d")
 	p.waitLogs("line-299", "app")
@@ -321,6 +325,9 @@ func TestLogsRotationNoneDriverAndTTY(t *testing.T) {
 	}
 
 	p.waitLogs("tty-1 | on-a-tty", "tty")
+	// The shim keeps the pipes of an exited task open until it is deleted:
+	// the unterminated last line still shows.
+	p.waitLogs("lastwords-1 | no newline, then exit", "lastwords")
 
 	quiet := filepath.Join(p.stateDir, "containers", p.containerNamed(p.name("quiet", 1)).ID)
 	if files, _ := filepath.Glob(filepath.Join(quiet, "*.log*")); len(files) != 0 {

@@ -1,7 +1,6 @@
 package ctrd
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -30,6 +29,8 @@ const reopenCheck = time.Second
 // nothing buffered is lost; the shim's SIGKILL 12 s later is the backstop.
 func RunLogDriver(arg string) error {
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	// Non-blocking pipes let reads time out, for partialWait.
+	_, _ = syscall.SetNonblock(3, true), syscall.SetNonblock(4, true)
 	stdout, stderr, ready := os.NewFile(3, "stdout"), os.NewFile(4, "stderr"), os.NewFile(5, "ready")
 	cfg, err := decodeLogConfig(arg)
 	if err != nil {
@@ -87,30 +88,41 @@ func copyLogStreams(w *jsonLog, stdout, stderr io.Reader) error {
 	return errors.Join(errs...)
 }
 
-// copyStream reads lines and hands them to w in batches: every complete
-// line already buffered goes in one write. A line longer than maxLogLine and the unterminated tail at EOF
+// partialWait is how long an unterminated line waits for its end before it
+// is written as it is: the 1.6 shim holds the pipes open until the task is
+// deleted, so waiting for EOF would hold back a prompt, or the last words of
+// a container that exited, until the next start or stop.
+const partialWait = 200 * time.Millisecond
+
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
+// copyStream reads what the pipe has and writes its lines in one batch per
+// read. A line longer than maxLogLine, an unterminated line still waiting
+// after partialWait (when r supports read deadlines) and the tail at EOF
 // become entries without a newline.
 func copyStream(w *jsonLog, stream string, r io.Reader) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+	buf := make([]byte, 64<<10)
+	held := 0 // bytes of an unterminated line at the start of buf
+	dl, _ := r.(readDeadliner)
 	var b batch
 	var firstErr error
 	for {
-		line, err := br.ReadSlice('\n')
-		for len(line) > maxLogLine {
-			b.add(stream, line[:maxLogLine])
-			line = line[maxLogLine:]
+		if dl != nil && dl.SetReadDeadline(partialDeadline(held)) != nil {
+			dl = nil // not pollable: wait for EOF instead
 		}
-		if len(line) > 0 {
-			b.add(stream, line)
-		}
-		if (err == nil || errors.Is(err, bufio.ErrBufferFull)) && hasLine(br) && len(b.raw) < 128<<10 {
-			continue
+		n, err := r.Read(buf[held:])
+		rest := b.split(stream, buf[:held+n])
+		waited := errors.Is(err, os.ErrDeadlineExceeded)
+		if len(rest) > 0 && (waited || err != nil) {
+			b.add(stream, rest)
+			rest = nil
 		}
 		if werr := w.write(&b); werr != nil && firstErr == nil {
 			firstErr = werr // keep reading: a container must not block on its output
 		}
+		held = copy(buf, rest)
 		switch {
-		case err == nil || errors.Is(err, bufio.ErrBufferFull):
+		case err == nil || waited:
 		case errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed):
 			return firstErr
 		default:
@@ -119,15 +131,30 @@ func copyStream(w *jsonLog, stream string, r io.Reader) error {
 	}
 }
 
-// hasLine says whether the next ReadSlice returns without blocking: a whole
-// line, or a full buffer, is already there.
-func hasLine(br *bufio.Reader) bool {
-	n := br.Buffered()
-	if n == br.Size() {
-		return true
+// partialDeadline: no deadline while nothing is held.
+func partialDeadline(held int) time.Time {
+	if held == 0 {
+		return time.Time{}
 	}
-	p, _ := br.Peek(n)
-	return bytes.IndexByte(p, '\n') >= 0
+	return time.Now().Add(partialWait)
+}
+
+// split adds p's complete lines to the batch, cutting any longer than
+// maxLogLine, and returns the unterminated rest (shorter than maxLogLine).
+func (b *batch) split(stream string, p []byte) []byte {
+	for len(p) > 0 {
+		if i := bytes.IndexByte(p[:min(len(p), maxLogLine)], '\n'); i >= 0 {
+			b.add(stream, p[:i+1])
+			p = p[i+1:]
+			continue
+		}
+		if len(p) < maxLogLine {
+			return p
+		}
+		b.add(stream, p[:maxLogLine])
+		p = p[maxLogLine:]
+	}
+	return p
 }
 
 // batch is one stream's raw lines, waiting to be encoded and written.

@@ -339,3 +339,41 @@ func TestLoggerTimesNeverGoBackWithinAFile(t *testing.T) {
 		}
 	}
 }
+
+// The 1.6 shim keeps the pipes open until the task is deleted: a prompt or
+// the last unterminated words of an exited container are written after a
+// short wait, not held back until then.
+func TestLoggerWritesAnUnterminatedLineAfterAShortWait(t *testing.T) {
+	w, path := newTestLog(t, 0, 1)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- copyLogStreams(w, pr, nil) }()
+	fmt.Fprint(pw, "line\nName: ")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		data, _ := os.ReadFile(path)
+		if strings.Contains(string(data), `"log":"Name: "`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the prompt was not written while the pipe stays open: %s", data)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fmt.Fprint(pw, "bob\n")
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	var got []string
+	for _, l := range readJSONLines(t, path) {
+		got = append(got, l.Log)
+	}
+	if fmt.Sprint(got) != fmt.Sprint([]string{"line\n", "Name: ", "bob\n"}) {
+		t.Fatalf("entries %q", got)
+	}
+}
