@@ -99,7 +99,7 @@ func (a *app) runLogs(ctx context.Context, o logsOptions, services []string) err
 	}
 	defer c.Close()
 	w := newLogPrinter(a.stdout, o, a.colorLogs(o))
-	s := &logSession{c: c, project: project, services: services, o: o, q: q, w: w, open: map[string]*followedLog{}}
+	s := &logSession{c: c, project: project, services: services, o: o, q: q, w: w, stderr: a.stderr, open: map[string]*followedLog{}}
 	defer s.close()
 	if err := s.observe(ctx, true); err != nil {
 		return err
@@ -131,6 +131,7 @@ type logSession struct {
 	o        logsOptions
 	q        ctrd.LogQuery
 	w        *logPrinter
+	stderr   io.Writer
 	open     map[string]*followedLog // by container ID
 	order    []*followedLog          // in the order first seen
 }
@@ -172,6 +173,9 @@ func (s *logSession) observe(ctx context.Context, first bool) error {
 		q := s.q
 		if !first {
 			q.Tail = -1
+		}
+		if first {
+			s.warnUnreadable(ctx, ctr)
 		}
 		r, err := s.c.OpenLogs(ctr.ID, q)
 		if err != nil {
@@ -239,6 +243,13 @@ func (s *logSession) follow(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+}
+
+// warnUnreadable says, as compose does, when a container keeps no logs.
+func (s *logSession) warnUnreadable(ctx context.Context, ctr engine.Container) {
+	if d, err := s.c.LogDriver(ctx, ctr.ID); err == nil && d != "json-file" {
+		fmt.Fprintf(s.stderr, "warning: %s uses logging driver %q, which keeps no logs to show\n", logName(ctr), d)
 	}
 }
 

@@ -3,6 +3,7 @@ package ctrd
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,19 @@ type LogReader struct {
 	br      *bufio.Reader
 	pos     int64  // bytes of f consumed
 	partial []byte // an unterminated line seen at EOF
+}
+
+// LogDriver is the logging driver container id was created with
+// (json-file or none).
+func (c *Client) LogDriver(ctx context.Context, id string) (string, error) {
+	spec, err := c.loadSpec(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if spec.Logging.Driver == "" {
+		return "json-file", nil
+	}
+	return spec.Logging.Driver, nil
 }
 
 // OpenLogs opens the log of container id.
