@@ -52,7 +52,7 @@ func (h *handler) answer(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
 	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
 		return reply(r, dns.RcodeRefused)
 	}
-	if resp := h.local(r); resp != nil {
+	if resp := h.local(r, addrOf(w.RemoteAddr())); resp != nil {
 		h.srv.stats.local.Add(1)
 		return resp
 	}
@@ -64,14 +64,19 @@ func (h *handler) answer(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
 }
 
 // local answers from the table, or returns nil when the name is not ours.
-func (h *handler) local(r *dns.Msg) *dns.Msg {
-	z := h.srv.table.Load().zone(h.network)
+// A client on several networks also gets the names of its other ones.
+func (h *handler) local(r *dns.Msg, client netip.Addr) *dns.Msg {
+	t := h.srv.table.Load()
+	z := t.zone(h.network)
 	if z == nil {
 		return nil
 	}
 	q := r.Question[0]
 	name := strings.ToLower(q.Name)
 	if a := z.hosts[name]; a != nil {
+		return h.hostAnswer(r, a)
+	}
+	if a := t.alsoHosts(h.network, client, name); a != nil {
 		return h.hostAnswer(r, a)
 	}
 	if q.Qtype == dns.TypePTR {

@@ -3,6 +3,7 @@ package netdns
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -65,6 +66,15 @@ func validName(n string) bool {
 // The zero Table answers nothing.
 type Table struct {
 	nets map[string]*zone // by network name
+	// also maps a container's address on a network to its other networks:
+	// a container attached to several networks resolves the names of all
+	// of them (the network it asks first), as with Docker.
+	also map[clientKey][]string
+}
+
+type clientKey struct {
+	network string
+	ip      netip.Addr
 }
 
 // zone holds one network's records, keyed by lower-cased FQDN.
@@ -89,11 +99,49 @@ func NewTable(endpoints []Endpoint) *Table {
 			byNet[e.Network] = append(byNet[e.Network], e)
 		}
 	}
-	t := &Table{nets: make(map[string]*zone, len(byNet))}
+	t := &Table{nets: make(map[string]*zone, len(byNet)), also: alsoNetworks(endpoints)}
 	for network, eps := range byNet {
 		t.nets[network] = newZone(network, eps)
 	}
 	return t
+}
+
+// alsoNetworks indexes the running containers on more than one network.
+func alsoNetworks(endpoints []Endpoint) map[clientKey][]string {
+	nets := map[string][]string{} // container -> its networks, in order
+	for _, e := range endpoints {
+		if e.Running && e.IP.IsValid() && e.Network != "" && e.Container != "" && !slices.Contains(nets[e.Container], e.Network) {
+			nets[e.Container] = append(nets[e.Container], e.Network)
+		}
+	}
+	also := map[clientKey][]string{}
+	for _, e := range endpoints {
+		all := nets[e.Container]
+		if len(all) < 2 || !e.Running || !e.IP.IsValid() {
+			continue
+		}
+		others := make([]string, 0, len(all)-1)
+		for _, n := range all {
+			if n != e.Network {
+				others = append(others, n)
+			}
+		}
+		also[clientKey{e.Network, e.IP.Unmap()}] = others
+	}
+	return also
+}
+
+// alsoHosts finds name on the other networks of the container that asks
+// from client on network, in order; nil when it has none or none knows it.
+func (t *Table) alsoHosts(network string, client netip.Addr, name string) *addrs {
+	for _, other := range t.also[clientKey{network, client}] {
+		if z := t.zone(other); z != nil {
+			if a := z.hosts[name]; a != nil {
+				return a
+			}
+		}
+	}
+	return nil
 }
 
 func newZone(network string, eps []Endpoint) *zone {
