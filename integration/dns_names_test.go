@@ -243,3 +243,44 @@ networks:
 		t.Errorf("ping db.%s: exit %d\n%s", other, r.code, r.stdout)
 	}
 }
+
+// A container on two networks asks the DNS server of its first one and
+// resolves the names of both; one on the first network only does not
+// resolve the second's.
+func TestDNSContainerOnTwoNetworksResolvesBoth(t *testing.T) {
+	e := newDNSEnv(t, `
+services:
+  api:
+    image: busybox
+    command: `+sleeper+`
+    networks: [zback]
+  client:
+    image: busybox
+    command: `+sleeper+`
+    networks: [afront, zback]
+  edge:
+    image: busybox
+    command: `+sleeper+`
+    networks: [afront]
+networks:
+  afront: {}
+  zback: {}
+`)
+	e.mustRun("up", "-d")
+	st := e.observe()
+	p := e.project
+	client := e.container(st, p+"-client-1").ID
+	apiIP := e.container(st, p+"-api-1").Addresses[p+"_zback"]
+	resolv := execIn(t, e.namespace, client, "cat", "/etc/resolv.conf").stdout
+	if gw := gateway(t, st, p+"_afront"); !strings.Contains(resolv, "nameserver "+gw+"\n") {
+		t.Fatalf("client's first network is afront; resolv.conf should name its gateway %s:\n%s", gw, resolv)
+	}
+	for _, name := range []string{"api", "api." + p, p + "-api-1." + p + "_zback"} {
+		if got, r := nslookup(t, e.namespace, client, name); !slices.Equal(got, []string{apiIP}) {
+			t.Errorf("client (afront, zback) nslookup %s = %v, want [%s]\n%s%s", name, got, apiIP, r.stdout, r.stderr)
+		}
+	}
+	if got, _ := nslookup(t, e.namespace, e.container(st, p+"-edge-1").ID, "api"); len(got) != 0 {
+		t.Errorf("edge (afront only) resolved api to %v", got)
+	}
+}
