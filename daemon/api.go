@@ -65,16 +65,34 @@ func Listen(ctx context.Context, path string) (net.Listener, error) {
 	return &lockedListener{Listener: l, lock: lock}, nil
 }
 
+// lockExclusive takes path's lock without waiting. The holder removes the
+// file when it is done, so a lock taken on a file that was removed or
+// replaced meanwhile is dropped and taken again on the current one.
 func lockExclusive(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open the daemon's lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	for range 5 {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open the daemon's lock: %w", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("another stack daemon holds %s: %w", path, ErrRunning)
+		}
+		if sameFile(f, path) {
+			return f, nil
+		}
 		f.Close()
-		return nil, fmt.Errorf("another stack daemon holds %s: %w", path, ErrRunning)
 	}
-	return f, nil
+	return nil, fmt.Errorf("lock %s: it keeps being replaced: %w", path, ErrRunning)
+}
+
+func sameFile(f *os.File, path string) bool {
+	held, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	now, err := os.Stat(path)
+	return err == nil && os.SameFile(held, now)
 }
 
 // ErrRunning means another daemon serves, or is starting on, the socket.
@@ -109,7 +127,10 @@ type lockedListener struct {
 
 func (l *lockedListener) Close() error {
 	err := l.Listener.Close()
-	l.once.Do(func() { l.lock.Close() })
+	l.once.Do(func() {
+		_ = os.Remove(l.lock.Name()) // before unlocking: see lockExclusive
+		l.lock.Close()
+	})
 	return err
 }
 

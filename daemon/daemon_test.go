@@ -224,7 +224,7 @@ func TestStatusOverTheSocketIsRootOnly(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d.Run(rctx, l) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(cancel)
 
 	var st Status
 	waitFor(t, 2*time.Second, func() bool { st, err = Dial(sock).Status(ctx); return err == nil })
@@ -246,6 +246,18 @@ func TestStatusOverTheSocketIsRootOnly(t *testing.T) {
 	if _, err := Dial(sock).Refresh(ctx); err != nil {
 		t.Errorf("refresh: %v", err)
 	}
+	cancel()
+	<-done
+	for _, left := range []string{sock, sock + ".lock"} {
+		if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s remains after the daemon stopped (%v)", left, err)
+		}
+	}
+	l2, err := Listen(ctx, sock)
+	if err != nil {
+		t.Fatalf("a new daemon cannot listen after the old one stopped: %v", err)
+	}
+	l2.Close()
 }
 
 func TestDaemonEndsWhenItsStateDirectoryIsRemoved(t *testing.T) {
