@@ -368,3 +368,34 @@ services:
 		t.Errorf("a rejected logging config created %d containers", len(st.Containers))
 	}
 }
+
+const steadyRotatingService = `
+services:
+  app:
+    image: busybox
+    network_mode: none
+    logging:
+      options:
+        max-size: 1k
+        max-file: "10"
+    command: ["sh", "-c", "i=0; while [ $$i -lt 200 ]; do echo line-$$i; i=$$((i+1)); sleep 0.02; done; exec sleep 3600"]
+`
+
+func TestLogsFollowReadsAcrossRotationsWithoutGaps(t *testing.T) {
+	p := newProjectEnv(t, steadyRotatingService)
+	p.mustRun("up", "-d")
+	f := p.follow("--no-log-prefix")
+	f.waitCount(t, "line-199\n", 1)
+	got := lines(f.out.String())
+	if len(got) < 150 {
+		t.Fatalf("logs -f printed %d lines, want most of the 200", len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		var a, b int
+		fmt.Sscanf(got[i-1], "line-%d", &a)
+		fmt.Sscanf(got[i], "line-%d", &b)
+		if b != a+1 {
+			t.Fatalf("logs -f skipped from %q to %q across a rotation", got[i-1], got[i])
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -193,6 +194,7 @@ func (r *LogReader) advance() bool {
 		r.close()
 		return false
 	case err2 == nil && !os.SameFile(mine, there): // rotated or replaced
+		r.queue, r.off = newerFiles(r.path, mine), 0
 		r.close()
 		return true
 	case mine.Size() < r.pos: // truncated
@@ -205,6 +207,27 @@ func (r *LogReader) advance() bool {
 		return true
 	}
 	return false
+}
+
+// newerFiles lists, oldest first, the files written after the one done
+// was renamed away: the rotated ones newer than it, then the live one. If
+// it is gone (rotated past max-file, or deleted by hand), the newer ones
+// are those written since its last write.
+func newerFiles(path string, done os.FileInfo) []string {
+	files := logFiles(path) // newest first
+	var newer []string
+	for i, f := range files {
+		if fi, err := os.Stat(f); err == nil && os.SameFile(fi, done) {
+			newer = files[:i]
+			break
+		}
+		if fi, err := os.Stat(f); err == nil && (f == path || fi.ModTime().After(done.ModTime())) {
+			newer = append(newer, f)
+		}
+	}
+	newer = slices.Clone(newer)
+	slices.Reverse(newer)
+	return newer
 }
 
 func (r *LogReader) close() {

@@ -259,3 +259,22 @@ func TestDecodeOwnLineAgreesWithEncodingJSON(t *testing.T) {
 		t.Error("a line in another key order (written by another tool) is not read")
 	}
 }
+
+func TestReaderFollowsSeveralRotationsBetweenReads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c-json.log")
+	writeLog(t, path, "l", 0, 2)
+	r := openLog(t, path, LogQuery{Tail: -1})
+	if got := fmt.Sprint(readAll(t, r)); got != "[l 0 l 1]" {
+		t.Fatalf("first read = %s", got)
+	}
+	writeLog(t, path, "l", 2, 3)
+	for i := 3; i < 9; i += 2 { // three rotations before the next read
+		os.Rename(path+".2", path+".3")
+		os.Rename(path+".1", path+".2")
+		os.Rename(path, path+".1")
+		writeLog(t, path, "l", i, i+2)
+	}
+	if got := fmt.Sprint(readAll(t, r)); got != "[l 2 l 3 l 4 l 5 l 6 l 7 l 8]" {
+		t.Fatalf("after three rotations = %s", got)
+	}
+}
