@@ -284,3 +284,51 @@ networks:
 		t.Errorf("edge (afront only) resolved api to %v", got)
 	}
 }
+
+// resolv.conf per network mode: the gateway with ndots:0 on a network,
+// the service's dns servers when it sets them (as Docker does), the host's
+// file with the host's network, and no nameserver without a network.
+func TestDNSResolvConfFollowsTheNetworkMode(t *testing.T) {
+	e := newDNSEnv(t, `
+services:
+  attached:
+    image: busybox
+    command: `+sleeper+`
+    dns_search: [corp.example]
+  explicit:
+    image: busybox
+    command: `+sleeper+`
+    dns: [192.0.2.53]
+  hostnet:
+    image: busybox
+    command: `+sleeper+`
+    network_mode: host
+  isolated:
+    image: busybox
+    command: `+sleeper+`
+    network_mode: none
+`)
+	e.mustRun("up", "-d")
+	st := e.observe()
+	p := e.project
+	read := func(service string) string {
+		return execIn(t, e.namespace, e.container(st, p+"-"+service+"-1").ID, "cat", "/etc/resolv.conf").stdout
+	}
+	gw := gateway(t, st, p+"_default")
+	if got, want := read("attached"), "nameserver "+gw+"\nsearch corp.example\noptions ndots:0\n"; !strings.HasSuffix(got, want) {
+		t.Errorf("attached: resolv.conf =\n%s\nwant it to end with\n%s", got, want)
+	}
+	if got := read("explicit"); !strings.Contains(got, "nameserver 192.0.2.53\n") || strings.Contains(got, gw) {
+		t.Errorf("explicit dns: resolv.conf =\n%s\nwant only nameserver 192.0.2.53", got)
+	}
+	host, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read("hostnet"); got != string(host) {
+		t.Errorf("network_mode host: resolv.conf =\n%s\nwant the host's\n%s", got, host)
+	}
+	if got := read("isolated"); strings.Contains(got, "nameserver ") {
+		t.Errorf("network_mode none: resolv.conf =\n%s\nwant no nameserver", got)
+	}
+}
