@@ -134,6 +134,8 @@ type logSession struct {
 	stderr   io.Writer
 	open     map[string]*followedLog // by container ID
 	order    []*followedLog          // in the order first seen
+	// observeFailed: the last observation while following failed.
+	observeFailed bool
 }
 
 type followedLog struct {
@@ -236,13 +238,21 @@ func (s *logSession) follow(ctx context.Context) error {
 		}
 		if time.Since(lastObserve) >= logsObserve {
 			lastObserve = time.Now()
-			if err := s.observe(ctx, false); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
+			s.observeAgain(ctx)
 		}
+	}
+}
+
+// observeAgain keeps following through a containerd that is briefly away
+// (restarted, busy): the files are still read, and it says so once.
+func (s *logSession) observeAgain(ctx context.Context) {
+	err := s.observe(ctx, false)
+	switch {
+	case err == nil:
+		s.observeFailed = false
+	case ctx.Err() == nil && !s.observeFailed:
+		s.observeFailed = true
+		fmt.Fprintf(s.stderr, "warning: cannot see new containers for now (still following the others): %v\n", err)
 	}
 }
 
