@@ -89,6 +89,7 @@ func (a *app) runLogs(ctx context.Context, o logsOptions, services []string) err
 	if err != nil {
 		return err
 	}
+	q.Follow = o.follow
 	project, err := a.projectName(ctx)
 	if err != nil {
 		return err

@@ -27,6 +27,10 @@ type LogQuery struct {
 	Tail  int       // only the last Tail lines; negative: all
 	Since time.Time // zero: from the start
 	Until time.Time // zero: to the end
+	// Follow keeps reading what is written after the reader opened;
+	// without it the reader ends where the log ended then, however fast
+	// the container writes.
+	Follow bool
 }
 
 // maxRotated bounds the search for rotated files (path.1, path.2, …).
@@ -46,6 +50,7 @@ type LogReader struct {
 	br      *bufio.Reader
 	pos     int64  // bytes of f consumed
 	partial []byte // an unterminated line seen at EOF
+	limit   int64  // without Follow: the live file's size when opened
 }
 
 // LogDriver is the logging driver container id was created with
@@ -82,7 +87,13 @@ func OpenLog(path string, q LogQuery) (*LogReader, error) {
 	for i := first; i >= 0; i-- {
 		r.queue = append(r.queue, files[i])
 	}
-	r.off = off
+	r.off, r.limit = off, -1
+	if !q.Follow {
+		r.limit = 0
+		if fi, err := os.Stat(path); err == nil {
+			r.limit = fi.Size()
+		}
+	}
 	return r, nil
 }
 
@@ -155,7 +166,11 @@ func (r *LogReader) openNext() bool {
 		r.queue, r.off = r.queue[1:], 0
 	}
 	r.f, r.pos, r.partial = f, off, nil
-	r.br = bufio.NewReaderSize(f, 64<<10)
+	var src io.Reader = f
+	if path == r.path && r.limit >= 0 {
+		src = io.LimitReader(f, max(0, r.limit-off))
+	}
+	r.br = bufio.NewReaderSize(src, 64<<10)
 	return true
 }
 
@@ -186,6 +201,9 @@ func (r *LogReader) advance() bool {
 	if len(r.queue) > 0 {
 		r.close()
 		return true
+	}
+	if r.limit >= 0 {
+		return false // not following
 	}
 	mine, err1 := r.f.Stat()
 	there, err2 := os.Stat(r.path)

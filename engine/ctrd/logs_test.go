@@ -142,7 +142,7 @@ func TestSinceAndUntilSelectByTime(t *testing.T) {
 
 func TestReaderFollowsGrowthRotationTruncationAndRestarts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c-json.log")
-	r := openLog(t, path, LogQuery{Tail: -1}) // the file does not exist yet
+	r := openLog(t, path, LogQuery{Tail: -1, Follow: true}) // the file does not exist yet
 	if got := readAll(t, r); len(got) != 0 {
 		t.Fatalf("before the file exists: %v", got)
 	}
@@ -263,7 +263,7 @@ func TestDecodeOwnLineAgreesWithEncodingJSON(t *testing.T) {
 func TestReaderFollowsSeveralRotationsBetweenReads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c-json.log")
 	writeLog(t, path, "l", 0, 2)
-	r := openLog(t, path, LogQuery{Tail: -1})
+	r := openLog(t, path, LogQuery{Tail: -1, Follow: true})
 	if got := fmt.Sprint(readAll(t, r)); got != "[l 0 l 1]" {
 		t.Fatalf("first read = %s", got)
 	}
@@ -276,5 +276,18 @@ func TestReaderFollowsSeveralRotationsBetweenReads(t *testing.T) {
 	}
 	if got := fmt.Sprint(readAll(t, r)); got != "[l 2 l 3 l 4 l 5 l 6 l 7 l 8]" {
 		t.Fatalf("after three rotations = %s", got)
+	}
+}
+
+func TestReaderWithoutFollowEndsWhereTheLogEndedWhenOpened(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c-json.log")
+	writeLog(t, path, "l", 0, 2)
+	r := openLog(t, path, LogQuery{Tail: -1})
+	if e, err := r.Next(); err != nil || e.Text != "l 0\n" {
+		t.Fatalf("first = %+v, %v", e, err)
+	}
+	writeLog(t, path, "l", 2, 4) // a container writing faster than the reader
+	if got := fmt.Sprint(readAll(t, r)); got != "[l 1]" {
+		t.Fatalf("rest = %s, want only what was there when opened", got)
 	}
 }
