@@ -205,11 +205,16 @@ func (c *Client) RenameContainer(ctx context.Context, id, name string) error {
 // snapshot and removes its state directory. A missing container is not an
 // error, and whatever a crash left behind is finished off.
 func (c *Client) RemoveContainer(ctx context.Context, id string) error {
+	unlock, err := c.lockContainer(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	timeout := defaultStopTimeout
 	if spec, err := c.loadSpec(ctx, id); err == nil && spec.Process.StopGracePeriod > 0 {
 		timeout = spec.Process.StopGracePeriod
 	}
-	if err := c.StopContainer(ctx, id, timeout); err != nil {
+	if err := c.stopContainer(ctx, id, timeout); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	ctr, err := c.ctr.LoadContainer(ctx, id)
@@ -222,7 +227,7 @@ func (c *Client) RemoveContainer(ctx context.Context, id string) error {
 	if err := os.RemoveAll(c.containerDir(id)); err != nil {
 		return fmt.Errorf("remove container %s state: %w", id, err)
 	}
-	return nil
+	return removeIfExists(c.containerLock(id))
 }
 
 // discardContainer undoes a failed CreateContainer.

@@ -27,6 +27,11 @@ const killWait = 10 * time.Second
 // its networks in priority order, then creates and starts the task. A
 // running container is left alone; an exited one is started again.
 func (c *Client) StartContainer(ctx context.Context, id string) (retErr error) {
+	unlock, err := c.lockContainer(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ctr, err := c.ctr.LoadContainer(ctx, id)
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
@@ -134,6 +139,30 @@ func (f *fileIO) Close() error       { return nil }
 // the task, then detaches the networks and removes the netns. It is
 // idempotent and finishes what an interrupted call left.
 func (c *Client) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	unlock, err := c.lockContainer(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return c.stopContainer(ctx, id, timeout)
+}
+
+// lockContainer serialises Start, Stop and Remove of one container across
+// goroutines and processes: each reads and rewrites the run record and the
+// netns, and two at once would undo each other's steps.
+func (c *Client) lockContainer(ctx context.Context, id string) (func(), error) {
+	unlock, err := lockFile(ctx, c.containerLock(id), nil)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	return unlock, nil
+}
+
+func (c *Client) containerLock(id string) string {
+	return c.stateDir("locks", "containers", id+".lock")
+}
+
+func (c *Client) stopContainer(ctx context.Context, id string, timeout time.Duration) error {
 	ctr, err := c.ctr.LoadContainer(ctx, id)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("stop container %s: %w", id, err)
