@@ -39,6 +39,9 @@ services:
     image: busybox
     network_mode: none
     command: ["sh", "-c", "trap 'exit 0' TERM; echo out-1; sleep 0.1; echo err-1 >&2; sleep 0.2; echo out-2; sleep 0.2; echo out-3; sleep 2; echo late; while true; do sleep 1; done"]
+  later:
+    image: busybox
+    profiles: [later]
 `
 
 func TestLogsShowStdoutAndStderrWithComposePrefixes(t *testing.T) {
@@ -113,6 +116,10 @@ func TestLogsSinceUntilAndBadInput(t *testing.T) {
 	r = p.run("logs", "nosuch")
 	if r.code == 0 || !strings.Contains(r.stderr, "no such service: nosuch") {
 		t.Errorf("logs nosuch: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// A declared service without containers has no logs, and that is fine.
+	if r := p.run("logs", "later"); r.code != 0 || r.stdout != "" {
+		t.Errorf("logs of a declared service without containers: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
 	// Without the compose file, by project name from the labels.
 	elsewhere := t.TempDir()

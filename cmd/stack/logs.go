@@ -102,6 +102,11 @@ func (a *app) runLogs(ctx context.Context, o logsOptions, services []string) err
 	w := newLogPrinter(a.stdout, o, a.colorLogs(o))
 	s := &logSession{c: c, project: project, services: services, o: o, q: q, w: w, stderr: a.stderr, open: map[string]*followedLog{}}
 	defer s.close()
+	if len(services) > 0 {
+		if d, err := a.loadProject(ctx, nil, nil, false); err == nil && d.Project == project {
+			s.declared = d.Declared
+		}
+	}
 	if err := s.observe(ctx, true); err != nil {
 		return err
 	}
@@ -137,6 +142,7 @@ type logSession struct {
 	order    []*followedLog          // in the order first seen
 	// observeFailed: the last observation while following failed.
 	observeFailed bool
+	declared      []string // services of the compose file, nil without one
 }
 
 type followedLog struct {
@@ -159,7 +165,7 @@ func (s *logSession) observe(ctx context.Context, first bool) error {
 	}
 	selected := selectLogContainers(st.ProjectContainers(s.project), s.services, s.o.index)
 	if first && !s.o.follow {
-		if err := checkLogServices(selected, s.services, s.project); err != nil {
+		if err := checkLogServices(selected, s.unknownServices(), s.project); err != nil {
 			return err
 		}
 	}
@@ -255,6 +261,16 @@ func (s *logSession) observeAgain(ctx context.Context) {
 		s.observeFailed = true
 		fmt.Fprintf(s.stderr, "warning: cannot see new containers for now (still following the others): %v\n", err)
 	}
+}
+
+// unknownServices are the named services the compose file (when there is
+// one) does not declare: a declared service without containers just has
+// no logs.
+func (s *logSession) unknownServices() []string {
+	if s.declared == nil {
+		return s.services
+	}
+	return slices.DeleteFunc(slices.Clone(s.services), func(svc string) bool { return slices.Contains(s.declared, svc) })
 }
 
 // warnUnreadable says, as compose does, when a container keeps no logs.
