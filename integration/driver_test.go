@@ -274,6 +274,9 @@ func (e *driverEnv) assertGone(id, ip string, nets ...engine.Network) {
 	if _, err := os.Stat(filepath.Join(e.stateDir, "containers", id)); err == nil {
 		e.t.Errorf("state directory of %s still exists", id)
 	}
+	if _, err := os.Stat(filepath.Join(e.stateDir, "locks", "containers", id+".lock")); err == nil {
+		e.t.Errorf("lock file of %s still exists", id)
+	}
 }
 
 func taskGet(id string) *tasks.GetRequest { return &tasks.GetRequest{ContainerID: id} }
@@ -818,4 +821,43 @@ func TestDriverRemoveFinishesWithoutTheNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.assertGone(c.ID, ip, n)
+}
+
+func TestDriverConcurrentCallsOnOneContainerAgree(t *testing.T) {
+	e := newDriverEnv(t)
+	n := e.network("default")
+	id, err := e.d.CreateContainer(e.ctx, e.spec("app", n.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const calls = 4
+	errs := make(chan error, calls)
+	for i := 0; i < calls; i++ {
+		go func() { errs <- e.d.StartContainer(e.ctx, id) }()
+	}
+	for i := 0; i < calls; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent start: %v", err)
+		}
+	}
+	c := e.container(id)
+	if c.Status != engine.StatusRunning || c.Addresses[n.Name] == "" {
+		t.Fatalf("after concurrent starts: %s, addresses %v", c.Status, c.Addresses)
+	}
+	e.mustExec(id, "ping", "-c", "1", "-W", "2", n.Gateway)
+	for i := 0; i < calls; i++ {
+		go func() {
+			if i%2 == 0 {
+				errs <- e.d.StopContainer(e.ctx, id, time.Second)
+			} else {
+				errs <- e.d.RemoveContainer(e.ctx, id)
+			}
+		}()
+	}
+	for i := 0; i < calls; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent stop and remove: %v", err)
+		}
+	}
+	e.assertGone(id, c.Addresses[n.Name], n)
 }

@@ -144,7 +144,14 @@ func (c *Client) StopContainer(ctx context.Context, id string, timeout time.Dura
 		return err
 	}
 	defer unlock()
-	return c.stopContainer(ctx, id, timeout)
+	if err := c.stopContainer(ctx, id, timeout); err != nil {
+		return err
+	}
+	if _, err := c.ctr.ContainerService().Get(ctx, id); errdefs.IsNotFound(err) {
+		// Removed meanwhile: do not leave the lock file behind.
+		return removeIfExists(c.containerLock(id))
+	}
+	return nil
 }
 
 // lockContainer serialises Start, Stop and Remove of one container across
