@@ -109,12 +109,13 @@ test-fuzz:
 # PRIVATE_CTD starts a containerd of its own under a fresh short directory
 # (unix sockets are limited to 108 bytes) for the command that follows it in
 # the same recipe line, and stops it whatever happens, showing its log tail
-# when the command failed.
+# when the command failed. (If the stop script cannot even start, as when the
+# host is out of processes, the daemon is killed with shell builtins.)
 PRIVATE_CTD = ctd=$$(mktemp -d /tmp/sctd.XXXX); export CTD_DIR=$$ctd; \
 	trap 'exit 130' INT TERM; \
 	trap 'rc=$$?; \
 	  if [ $$rc -ne 0 ]; then echo "--- containerd log, last 50 lines ($$ctd/containerd.log)" >&2; tail -n 50 "$$ctd/containerd.log" >&2 || true; fi; \
-	  sh integration/containerd.sh stop || true; \
+	  sh integration/containerd.sh stop || { read -r pid < "$$ctd/containerd.pid" && kill -9 "$$pid"; } 2>/dev/null || true; \
 	  rm -rf "$$ctd" 2>/dev/null || echo "could not remove all of $$ctd" >&2; \
 	  exit $$rc' EXIT; \
 	sh integration/containerd.sh start;
