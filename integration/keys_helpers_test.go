@@ -295,11 +295,11 @@ func fetchFromContainer(p *projectEnv, name string, port int) (string, error) {
 }
 
 // fetchFromContainerURL GETs url with wget inside the container, retrying
-// for up to 5 seconds.
+// for up to 10 seconds while the server starts.
 func fetchFromContainerURL(p *projectEnv, name, url string) (string, error) {
 	p.t.Helper()
 	var body string
-	err := eventually(5*time.Second, func() error {
+	err := eventually(10*time.Second, func() error {
 		r := p.exec(name, "sh", "-c", "timeout 5 wget -qO- "+url)
 		body = r.stdout
 		if r.code != 0 {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 const networksProject = `
@@ -75,6 +77,18 @@ func ipOn(p *projectEnv, name, dev string) string {
 		p.t.Fatalf("%s has no IPv4 address on %s", name, dev)
 	}
 	return ip
+}
+
+// reachesSoon pings ip from the container until it answers, for up to 10
+// seconds (a loaded host may be slow to forward the first packets).
+func reachesSoon(p *projectEnv, name, ip string) bool {
+	p.t.Helper()
+	return eventually(10*time.Second, func() error {
+		if !reaches(p, name, ip) {
+			return fmt.Errorf("%s does not answer", ip)
+		}
+		return nil
+	}) == nil
 }
 
 // reaches pings ip once from the container, bounded by 2 seconds.
@@ -198,10 +212,10 @@ func TestNetNetworks(t *testing.T) {
 	})
 	a1, a2, b1, both := p.name("a1", 1), p.name("a2", 1), p.name("b1", 1), p.name("both", 1)
 	t.Run("same network reaches by IP", func(t *testing.T) {
-		if ip := ipOn(p, a2, "eth0"); !reaches(p, a1, ip) {
+		if ip := ipOn(p, a2, "eth0"); !reachesSoon(p, a1, ip) {
 			t.Errorf("a1 cannot reach a2 at %s on the same network", ip)
 		}
-		if ip := ipOn(p, b1, "eth0"); !reaches(p, both, ip) {
+		if ip := ipOn(p, b1, "eth0"); !reachesSoon(p, both, ip) {
 			t.Errorf("both cannot reach b1 at %s on beta", ip)
 		}
 	})
@@ -222,7 +236,7 @@ func TestNetNetworks(t *testing.T) {
 			t.Errorf("guest %s is not on the external network %s", ip, nets[shared])
 		}
 		other := &projectEnv{stackEnv: p.stackEnv, project: provider}
-		if ip := ipOn(other, provider+"-host-1", "eth0"); !reaches(p, guest, ip) {
+		if ip := ipOn(other, provider+"-host-1", "eth0"); !reachesSoon(p, guest, ip) {
 			t.Errorf("guest cannot reach the provider's container at %s on the external network", ip)
 		}
 	})
