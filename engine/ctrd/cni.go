@@ -2,6 +2,7 @@ package ctrd
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,13 +96,12 @@ func addRangeBounds(rng map[string]any, cidr string) error {
 		return fmt.Errorf("ip_range %q is not an IPv4 CIDR", cidr)
 	}
 	p = p.Masked()
-	first := p.Addr()
-	last := first
-	for n := 0; n < (1<<(32-p.Bits()))-1; n++ {
-		last = last.Next()
-	}
-	rng["rangeStart"] = first.String()
-	rng["rangeEnd"] = last.String()
+	first := p.Addr().As4()
+	n := binary.BigEndian.Uint32(first[:]) | (1<<(32-p.Bits()) - 1)
+	var last [4]byte
+	binary.BigEndian.PutUint32(last[:], n)
+	rng["rangeStart"] = p.Addr().String()
+	rng["rangeEnd"] = netip.AddrFrom4(last).String()
 	return nil
 }
 

@@ -51,3 +51,19 @@ func TestBridgeNameFitsLinux(t *testing.T) {
 		t.Fatal("two state directories share a bridge name")
 	}
 }
+
+func TestRangeBoundsOfAnIPRange(t *testing.T) {
+	for cidr, want := range map[string][2]string{
+		"10.89.3.128/25": {"10.89.3.128", "10.89.3.255"},
+		"10.0.0.0/8":     {"10.0.0.0", "10.255.255.255"},
+		"10.89.3.7/32":   {"10.89.3.7", "10.89.3.7"},
+	} {
+		rng := map[string]any{}
+		if err := addRangeBounds(rng, cidr); err != nil {
+			t.Fatal(err)
+		}
+		if rng["rangeStart"] != want[0] || rng["rangeEnd"] != want[1] {
+			t.Errorf("%s → %v – %v, want %v", cidr, rng["rangeStart"], rng["rangeEnd"], want)
+		}
+	}
+}
