@@ -153,11 +153,10 @@ type followedLog struct {
 }
 
 // observe reads the project's containers and opens a reader for each new
-// one: at first with --tail, later from its first line (all of it is new)
-// once it has started, so that a recreated container shows under its final
-// name, not the temporary one it is created with.
-// Readers of containers that are gone are read to their end once more, then
-// dropped.
+// one; one found while following is opened once it has started, so that a
+// recreated container shows under its final name, not the temporary one it
+// is created with. Readers of containers that are gone are read to their
+// end once more, then dropped.
 func (s *logSession) observe(ctx context.Context, first bool) error {
 	st, err := s.c.Observe(ctx, s.project)
 	if err != nil {
@@ -179,19 +178,9 @@ func (s *logSession) observe(ctx context.Context, first bool) error {
 		if !first && ctr.Status == engine.StatusCreated {
 			continue // not started yet: a recreate renames it first
 		}
-		q := s.q
-		if !first {
-			q.Tail = -1
-		}
-		if first {
-			s.warnUnreadable(ctx, ctr)
-		}
-		r, err := s.c.OpenLogs(ctr.ID, q)
-		if err != nil {
+		if err := s.openLog(ctx, ctr, first); err != nil {
 			return err
 		}
-		fl := &followedLog{id: ctr.ID, name: logName(ctr), reader: r}
-		s.open[ctr.ID], s.order = fl, append(s.order, fl)
 	}
 	names := make([]string, 0, len(s.order))
 	for _, fl := range s.order {
@@ -199,6 +188,24 @@ func (s *logSession) observe(ctx context.Context, first bool) error {
 		names = append(names, fl.name)
 	}
 	s.w.setNames(names)
+	return nil
+}
+
+// openLog starts reading a container's log: with --tail when it is there
+// from the start, else from its first line.
+func (s *logSession) openLog(ctx context.Context, ctr engine.Container, first bool) error {
+	q := s.q
+	if first {
+		s.warnUnreadable(ctx, ctr)
+	} else {
+		q.Tail = -1
+	}
+	r, err := s.c.OpenLogs(ctr.ID, q)
+	if err != nil {
+		return err
+	}
+	fl := &followedLog{id: ctr.ID, name: logName(ctr), reader: r}
+	s.open[ctr.ID], s.order = fl, append(s.order, fl)
 	return nil
 }
 
