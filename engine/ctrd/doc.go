@@ -1,7 +1,9 @@
 // Package ctrd is the containerd implementation of engine.Driver and the only
 // package that imports the containerd client and CNI: images (pull, push,
 // load, import, save), containers and tasks, CNI bridge networks and IPAM,
-// named volumes and published ports.
+// named volumes and published ports, and container logs: the json-file
+// logging binary the shim runs (RunLogDriver) and the reader behind
+// `stack logs` (OpenLogs, MergeLogs).
 //
 // It may import engine, the containerd client and its sub-packages, and CNI.
 package ctrd
