@@ -18,6 +18,18 @@ import (
 // as Docker's log copier does.
 const maxLogLine = 16 << 10
 
+// F_SETPIPE_SZ (not in package syscall) and the pipe size asked for: the
+// default /proc/sys/fs/pipe-max-size.
+const (
+	fSetPipeSize = 1031
+	pipeSize     = 1 << 20
+)
+
+// batchWait is how long the logger lets a short read's pipe fill before
+// reading again: a writer in full flow then costs one wakeup and one file
+// write per batch, not per write(2) it makes.
+const batchWait = time.Millisecond
+
 // reopenCheck is how often the writer checks that its file is still the one
 // at its path (someone may have deleted it by hand).
 const reopenCheck = time.Second
@@ -29,8 +41,12 @@ const reopenCheck = time.Second
 // nothing buffered is lost; the shim's SIGKILL 12 s later is the backstop.
 func RunLogDriver(arg string) error {
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	// Non-blocking pipes let reads time out, for partialWait.
-	_, _ = syscall.SetNonblock(3, true), syscall.SetNonblock(4, true)
+	// Non-blocking pipes let reads time out, for partialWait; large ones let
+	// a fast writer go on while the logger writes a batch.
+	for fd := 3; fd <= 4; fd++ {
+		_ = syscall.SetNonblock(fd, true)
+		_, _, _ = syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), fSetPipeSize, pipeSize)
+	}
 	stdout, stderr, ready := os.NewFile(3, "stdout"), os.NewFile(4, "stderr"), os.NewFile(5, "ready")
 	cfg, err := decodeLogConfig(arg)
 	if err != nil {
@@ -101,7 +117,7 @@ type readDeadliner interface{ SetReadDeadline(time.Time) error }
 // after partialWait (when r supports read deadlines) and the tail at EOF
 // become entries without a newline.
 func copyStream(w *jsonLog, stream string, r io.Reader) error {
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, 256<<10)
 	held := 0 // bytes of an unterminated line at the start of buf
 	dl, _ := r.(readDeadliner)
 	var b batch
@@ -121,6 +137,9 @@ func copyStream(w *jsonLog, stream string, r io.Reader) error {
 			firstErr = werr // keep reading: a container must not block on its output
 		}
 		held = copy(buf, rest)
+		if err == nil && n > 0 && n < len(buf)/4 {
+			time.Sleep(batchWait)
+		}
 		switch {
 		case err == nil || waited:
 		case errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed):
