@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/stackdev/stack/engine"
 )
@@ -75,6 +76,11 @@ func logBinary() (string, error) {
 	p, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("find the stack binary for the logging driver (set %s): %w", LogBinaryEnv, err)
+	}
+	// A test binary run as the logging driver would run its tests again from
+	// every container, and those start containers of their own.
+	if strings.HasSuffix(p, ".test") {
+		return "", fmt.Errorf("%s is a test binary and cannot be the logging driver: set %s to a built stack binary", p, LogBinaryEnv)
 	}
 	return p, nil
 }
