@@ -14,6 +14,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"gopkg.in/yaml.v3"
 )
 
 // ErrNoComposeFile is returned when no -f is given and default discovery
@@ -254,11 +255,47 @@ func ProjectName(ctx context.Context, opts LoadOptions) (string, error) {
 		dir := envBaseDir(in.cwd, opts.ProjectDirectory, nil)
 		return loader.NormalizeProjectName(filepath.Base(dir)), nil
 	}
+	if n := in.env["COMPOSE_PROJECT_NAME"]; n != "" {
+		return n, checkProjectName(n)
+	}
+	if n, ok := declaredName(in.files); ok {
+		if n == "" {
+			n = loader.NormalizeProjectName(filepath.Base(in.projectDir))
+		}
+		return n, nil
+	}
 	m, err := LoadModel(ctx, opts)
 	if err != nil {
 		return "", err
 	}
 	return m.Name(), nil
+}
+
+// declaredName reads the top-level name: of the compose files (the last
+// file that sets one wins) without a full load, so that commands which
+// only need the project name (ps, logs, down) skip compose-go. ok is false
+// when the name needs interpolation or a file does not parse: the full
+// load then decides, and reports any error properly.
+func declaredName(files []string) (name string, ok bool) {
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", false
+		}
+		var top struct {
+			Name string `yaml:"name"`
+		}
+		if err := yaml.Unmarshal(b, &top); err != nil {
+			return "", false
+		}
+		if top.Name != "" {
+			name = top.Name
+		}
+	}
+	if strings.Contains(name, "$") || (name != "" && checkProjectName(name) != nil) {
+		return "", false
+	}
+	return name, true
 }
 
 func checkProjectName(n string) error {
