@@ -35,6 +35,9 @@ func (c *Client) containerDir(id string, parts ...string) string {
 // CreateContainer creates the container under a fresh ID: its files,
 // mounts and OCI spec; the task is created by StartContainer.
 func (c *Client) CreateContainer(ctx context.Context, spec engine.ContainerSpec) (id string, retErr error) {
+	if err := c.checkNameFree(ctx, spec.Name, ""); err != nil {
+		return "", fmt.Errorf("create container: %w", err)
+	}
 	id = newID()
 	ref, err := NormalizeRef(spec.Image)
 	if err != nil {
@@ -195,6 +198,9 @@ func (c *Client) RenameContainer(ctx context.Context, id, name string) error {
 	if err != nil {
 		return fmt.Errorf("rename container %s: %w", id, err)
 	}
+	if err := c.checkNameFree(ctx, name, id); err != nil {
+		return fmt.Errorf("rename container %s: %w", id, err)
+	}
 	if _, err := ctr.SetLabels(ctx, map[string]string{engine.LabelName: name}); err != nil {
 		return fmt.Errorf("rename container %s to %s: %w", id, name, err)
 	}
@@ -236,4 +242,21 @@ func (c *Client) discardContainer(ctx context.Context, id string) {
 		_ = ctr.Delete(ctx, containerd.WithSnapshotCleanup)
 	}
 	_ = os.RemoveAll(c.containerDir(id))
+}
+
+// checkNameFree makes container names unique in the namespace, as docker
+// does: a second container under a taken name wraps ErrAlreadyExists. The
+// container except (being renamed) may hold it.
+func (c *Client) checkNameFree(ctx context.Context, name, except string) error {
+	filter := fmt.Sprintf("labels.%q==%s", engine.LabelName, strconv.Quote(name))
+	list, err := c.ctr.ContainerService().List(ctx, filter)
+	if err != nil {
+		return fmt.Errorf("check the name %s: %w", name, err)
+	}
+	for _, ctr := range list {
+		if ctr.ID != except {
+			return fmt.Errorf("the name %s is already in use by container %s: %w", name, ctr.ID, errdefs.ErrAlreadyExists)
+		}
+	}
+	return nil
 }
