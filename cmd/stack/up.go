@@ -114,6 +114,10 @@ func (a *app) computeUp(ctx context.Context, c *ctrd.Client, desired compose.Des
 	if err != nil {
 		return converged{}, err
 	}
+	return computeFrom(desired, state, f, services)
+}
+
+func computeFrom(desired compose.Desired, state engine.State, f *convergeFlags, services []string) (converged, error) {
 	plan, err := reconcile.Compute(desired, state, f.options(services))
 	if err != nil {
 		return converged{}, fmt.Errorf("plan project %s: %w", desired.Project, err)
@@ -163,12 +167,16 @@ func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
 		}
 		defer unlock()
 	}
+	state, err := c.Observe(ctx, desired.Project)
+	if err != nil {
+		return err
+	}
 	if !a.opts.dryRun {
-		if err := a.pullFirst(ctx, c, desired, &f.convergeFlags, services, f.quietPull); err != nil {
+		if state, err = a.pullFirst(ctx, c, desired, state, &f.convergeFlags, services, f.quietPull); err != nil {
 			return err
 		}
 	}
-	cv, err := a.computeUp(ctx, c, desired, &f.convergeFlags, services)
+	cv, err := computeFrom(desired, state, &f.convergeFlags, services)
 	if err != nil {
 		return err
 	}
@@ -218,20 +226,17 @@ func preflight(ctx context.Context, c *ctrd.Client, plan reconcile.Plan) error {
 // pullFirst applies the pulls the plan needs before the plan itself, so
 // that an image pulled anew (--pull always, pull_policy: always) is compared
 // by digest in the same run and recreates what runs an older one.
-func (a *app) pullFirst(ctx context.Context, c *ctrd.Client, desired compose.Desired, f *convergeFlags, services []string, quiet bool) error {
-	state, err := c.Observe(ctx, desired.Project)
-	if err != nil {
-		return err
-	}
+// It returns the state to plan from: observed again only when it pulled.
+func (a *app) pullFirst(ctx context.Context, c *ctrd.Client, desired compose.Desired, state engine.State, f *convergeFlags, services []string, quiet bool) (engine.State, error) {
 	pulls, err := reconcile.ComputePulls(desired, state, f.options(services))
 	if err != nil || pulls.Empty() {
-		return err
+		return state, err
 	}
 	if err := a.apply(ctx, c, pulls, "Pulling", quiet); err != nil {
-		return err
+		return state, err
 	}
 	f.pull = string(engine.PullMissing)
-	return nil
+	return c.Observe(ctx, desired.Project)
 }
 
 func (a *app) lockProject(ctx context.Context, c *ctrd.Client, project string) (func(), error) {
