@@ -1,0 +1,133 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stackdev/stack/engine"
+)
+
+// lifecycleChain is db ← api (restart: true) ← web (plain depends_on), each
+// a busybox that exits at once on SIGTERM.
+const lifecycleChain = `
+x-sleeper: &sleeper
+  image: busybox
+  command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+services:
+  db:
+    <<: *sleeper
+  api:
+    <<: *sleeper
+    depends_on:
+      db:
+        condition: service_started
+        restart: true
+  web:
+    <<: *sleeper
+    depends_on: [api]
+`
+
+// statuses maps service → status of its first container.
+func (p *projectEnv) statuses() map[string]engine.Status {
+	out := map[string]engine.Status{}
+	for _, c := range p.observe().ProjectContainers(p.project) {
+		out[c.Service] = c.Status
+	}
+	return out
+}
+
+func (p *projectEnv) startedAt() map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, c := range p.observe().ProjectContainers(p.project) {
+		out[c.Service] = c.StartedAt
+	}
+	return out
+}
+
+func wantStatuses(t *testing.T, got map[string]engine.Status, want map[string]engine.Status) {
+	t.Helper()
+	for svc, w := range want {
+		if got[svc] != w {
+			t.Errorf("%s is %s, want %s (all: %v)", svc, got[svc], w, got)
+		}
+	}
+}
+
+func TestLifecycleStopThenStartKeepsTheContainers(t *testing.T) {
+	p := newProjectEnv(t, lifecycleChain)
+	p.mustRun("up", "-d")
+	before := p.observe()
+
+	t0 := time.Now()
+	p.mustRun("stop")
+	if d := time.Since(t0); d > 8*time.Second {
+		t.Errorf("stop took %v: the containers exit on SIGTERM at once", d)
+	}
+	wantStatuses(t, p.statuses(), map[string]engine.Status{"db": engine.StatusExited, "api": engine.StatusExited, "web": engine.StatusExited})
+	if out := p.mustRun("ps", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("ps after stop lists running containers:\n%s", out)
+	}
+
+	p.mustRun("start")
+	after := p.observe()
+	wantStatuses(t, p.statuses(), map[string]engine.Status{"db": engine.StatusRunning, "api": engine.StatusRunning, "web": engine.StatusRunning})
+	ids := map[string]string{}
+	for _, c := range before.Containers {
+		ids[c.Name] = c.ID
+	}
+	for _, c := range after.Containers {
+		if ids[c.Name] != c.ID {
+			t.Errorf("%s was recreated by stop/start: %s → %s", c.Name, ids[c.Name], c.ID)
+		}
+	}
+	// start on a running project does nothing.
+	p.mustRun("start")
+}
+
+func TestLifecycleStopOneServiceLeavesTheOthersRunning(t *testing.T) {
+	p := newProjectEnv(t, lifecycleChain)
+	p.mustRun("up", "-d")
+	p.mustRun("stop", "-t", "1", "api")
+	wantStatuses(t, p.statuses(), map[string]engine.Status{"db": engine.StatusRunning, "api": engine.StatusExited, "web": engine.StatusRunning})
+
+	// up starts what the user stopped, as compose's up does.
+	p.mustRun("up", "-d")
+	wantStatuses(t, p.statuses(), map[string]engine.Status{"api": engine.StatusRunning})
+
+	if r := p.run("stop", "nosuch"); r.code == 0 || !strings.Contains(r.stderr, "no such service: nosuch") {
+		t.Errorf("stop nosuch: exit %d, stderr %q", r.code, r.stderr)
+	}
+	wantStatuses(t, p.statuses(), map[string]engine.Status{"db": engine.StatusRunning, "api": engine.StatusRunning, "web": engine.StatusRunning})
+}
+
+func TestLifecycleStartNamesAServiceWithoutContainer(t *testing.T) {
+	p := newProjectEnv(t, lifecycleChain)
+	p.mustRun("up", "-d", "--no-deps", "db")
+	r := p.run("start", "web")
+	if r.code == 0 || !strings.Contains(r.stderr, "service web has no container to start") {
+		t.Errorf("start web without a container: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestLifecycleRestartFollowsRestartTrueDependents(t *testing.T) {
+	p := newProjectEnv(t, lifecycleChain)
+	p.mustRun("up", "-d")
+	before := p.startedAt()
+
+	p.mustRun("restart", "-t", "2", "db")
+	after := p.startedAt()
+	wantStatuses(t, p.statuses(), map[string]engine.Status{"db": engine.StatusRunning, "api": engine.StatusRunning, "web": engine.StatusRunning})
+	if !after["db"].After(before["db"]) || !after["api"].After(before["api"]) {
+		t.Errorf("db and api (restart: true) were not restarted: before %v after %v", before, after)
+	}
+	if !after["web"].Equal(before["web"]) {
+		t.Errorf("web (no restart: true edge) was restarted: %v → %v", before["web"], after["web"])
+	}
+
+	p.mustRun("restart", "--no-deps", "db")
+	again := p.startedAt()
+	if !again["db"].After(after["db"]) || !again["api"].Equal(after["api"]) {
+		t.Errorf("restart --no-deps db: before %v after %v", after, again)
+	}
+}
