@@ -320,6 +320,7 @@ func TestDriverBindMountCreatesHostPath(t *testing.T) {
 	if data, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(data) != "from-container\n" {
 		t.Fatalf("host file = %q, %v", data, err)
 	}
+	spec.Name += "-missing" // names are unique: the first container still holds spec.Name
 	spec.Mounts[0] = engine.Mount{Type: engine.MountBind, Source: filepath.Join(dir, "missing"), Target: "/x"}
 	if _, err := e.d.CreateContainer(e.ctx, spec); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("missing bind source without create_host_path: %v", err)
