@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stackdev/stack/engine"
+	"github.com/stackdev/stack/engine/ctrd"
+)
+
+func init() {
+	registerCommand(newKillCommand)
+	registerCommand(newPauseCommand)
+	registerCommand(newUnpauseCommand)
+}
+
+func newKillCommand(a *app) *cobra.Command {
+	var sig string
+	cmd := &cobra.Command{
+		Use:   "kill [SERVICE...]",
+		Short: "Force stop service containers (send a signal to their processes)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := ctrd.ParseSignal(sig)
+			if err != nil {
+				return fmt.Errorf("kill -s %s: %w", sig, err)
+			}
+			return a.eachContainer(cmd.Context(), args, isLive, "Killing", "Killed", func(ctx context.Context, c *ctrd.Client, id string) error {
+				return c.KillContainer(ctx, id, s)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&sig, "signal", "s", "SIGKILL", "SIGNAL to send to the container")
+	return cmd
+}
+
+func newPauseCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pause [SERVICE...]",
+		Short: "Pause services (freeze their processes)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			running := func(c engine.Container) bool { return c.Status == engine.StatusRunning }
+			return a.eachContainer(cmd.Context(), args, running, "Pausing", "Paused", func(ctx context.Context, c *ctrd.Client, id string) error {
+				return c.PauseContainer(ctx, id)
+			})
+		},
+	}
+}
+
+func newUnpauseCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unpause [SERVICE...]",
+		Short: "Unpause services",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			paused := func(c engine.Container) bool { return c.Status == engine.StatusPaused }
+			return a.eachContainer(cmd.Context(), args, paused, "Unpausing", "Unpaused", func(ctx context.Context, c *ctrd.Client, id string) error {
+				return c.UnpauseContainer(ctx, id)
+			})
+		},
+	}
+}
+
+// eachContainer applies do to every container of the named services that
+// keep accepts, one line per container on stderr as compose prints them.
+// It goes on after a failure and returns every error.
+func (a *app) eachContainer(ctx context.Context, services []string, keep func(engine.Container) bool, doing, done string,
+	do func(context.Context, *ctrd.Client, string) error) error {
+	project, err := a.checkServices(ctx, services)
+	if err != nil {
+		return err
+	}
+	c, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctrs, err := a.selectContainers(ctx, c, project, services, false, keep)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ctr := range ctrs {
+		if a.opts.dryRun {
+			fmt.Fprintf(a.stderr, "DRY-RUN MODE - Container %s  %s\n", ctr.Name, doing)
+			continue
+		}
+		if err := do(ctx, c, ctr.ID); err != nil {
+			fmt.Fprintf(a.stderr, " Container %s  Error\n", ctr.Name)
+			errs = append(errs, fmt.Errorf("%s: %w", ctr.Name, err))
+			continue
+		}
+		fmt.Fprintf(a.stderr, " Container %s  %s\n", ctr.Name, done)
+	}
+	return errors.Join(errs...)
+}
