@@ -37,12 +37,11 @@ type downPlanner struct {
 	kept     []engine.Container // containers left in place
 }
 
-// doomed says whether down removes c: every non-one-off container of a
-// declared service, the rest only with RemoveOrphans.
+// doomed says whether down removes c: every container of a declared
+// service, one-off `run` containers included (compose v2 removes those only
+// with --remove-orphans, and then fails to remove the networks they hold),
+// the rest only with RemoveOrphans.
 func (d *downPlanner) doomed(c engine.Container) bool {
-	if c.OneOff {
-		return d.opts.RemoveOrphans
-	}
 	if d.desired == nil {
 		return true
 	}
