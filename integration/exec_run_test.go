@@ -2,7 +2,10 @@ package integration
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,4 +165,48 @@ func TestRunPublishesPortsOnlyWhenAsked(t *testing.T) {
 			t.Errorf("GET %s: %v", url, err)
 		}
 	}
+}
+
+func TestRunMountsVolumesAndKeepsAliasesOnlyWhenAsked(t *testing.T) {
+	p := newProjectEnv(t, runServices)
+	if err := os.WriteFile(filepath.Join(p.dir, "f.txt"), []byte("from host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	out := p.mustRun("run", "--rm", "--no-deps", "-v", p.dir+":/data:ro", "app", "sh", "-c", "cat /data/f.txt; touch /data/x 2>/dev/null || echo ' read-only'")
+	if out != "from host read-only\n" {
+		t.Errorf("run -v DIR:/data:ro printed %q, want the host file and a read-only mount", out)
+	}
+
+	sleep := []string{"sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"}
+	plain := strings.TrimSpace(p.mustRun(append([]string{"run", "-d", "--no-deps", "app"}, sleep...)...))
+	aliased := strings.TrimSpace(p.mustRun(append([]string{"run", "-d", "--no-deps", "--use-aliases", "app"}, sleep...)...))
+	aliases := map[string][]string{}
+	for _, c := range oneOffs(p.observe()) {
+		for _, as := range c.Aliases {
+			aliases[c.Name] = append(aliases[c.Name], as...)
+		}
+	}
+	if slices.Contains(aliases[plain], "app") || !slices.Contains(aliases[plain], plain) {
+		t.Errorf("run without --use-aliases: aliases %v, want its own name and not the service's", aliases[plain])
+	}
+	if !slices.Contains(aliases[aliased], "app") || !slices.Contains(aliases[aliased], aliased) {
+		t.Errorf("run --use-aliases: aliases %v, want the service name and its own name", aliases[aliased])
+	}
+}
+
+func TestExecDetachedRunsInTheBackground(t *testing.T) {
+	p := newProjectEnv(t, runServices)
+	p.mustRun("up", "-d", "db")
+
+	if out := p.mustRun("exec", "-d", "db", "sh", "-c", "sleep 1; echo done > /tmp/marker"); out != "" {
+		t.Errorf("exec -d printed %q, want nothing", out)
+	}
+	var out string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if out = p.run("exec", "-T", "db", "cat", "/tmp/marker").stdout; out == "done\n" {
+			return
+		}
+	}
+	t.Errorf("the detached exec never wrote its marker (last read %q)", out)
 }
