@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -209,4 +211,33 @@ func TestExecDetachedRunsInTheBackground(t *testing.T) {
 		}
 	}
 	t.Errorf("the detached exec never wrote its marker (last read %q)", out)
+}
+
+func TestRunOnATerminalGivesTheContainerATTY(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("needs script(1) from util-linux to provide a terminal")
+	}
+	p := newProjectEnv(t, runServices)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "script", "-qec", env.stackBin+" run --rm --no-deps app sh -c 'tty; exit 6'", "/dev/null")
+	cmd.Dir = p.dir
+	cmd.Env = p.cmdEnv()
+	out, err := cmd.Output()
+	code := 0
+	if exit, ok := err.(*exec.ExitError); ok {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "/dev/pts/") || code != 6 {
+		t.Errorf("run under a terminal: exit %d, output %q; want a /dev/pts/N terminal and exit 6", code, out)
+	}
+	if left := oneOffs(p.observe()); len(left) != 0 {
+		t.Errorf("--rm left one-off containers: %+v", left)
+	}
+	if r := p.run("run", "--rm", "-d", "app"); r.code == 0 || !strings.Contains(r.stderr, "cannot be combined") {
+		t.Errorf("run --rm -d: exit %d, stderr %q, want a refusal", r.code, r.stderr)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/mattn/go-shellwords"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/stackdev/stack/compose"
 	"github.com/stackdev/stack/engine"
@@ -75,13 +77,22 @@ func newRunCommand(a *app) *cobra.Command {
 }
 
 func (a *app) runRun(ctx context.Context, f runFlags, service string, args []string) error {
+	if f.rm && f.detach {
+		return errors.New("--rm and -d cannot be combined: a detached one-off container is removed by `stack down`")
+	}
 	desired, err := a.loadProject(ctx, []string{service}, nil, f.noDeps)
 	if err != nil {
 		return err
 	}
+	// On a terminal (and without -T or -d) the container gets a TTY and
+	// the terminal's input, as `docker compose run` gives it.
+	interactive := !f.noTTY && !f.detach && stdinIsTerminal(a) && isTTY(a.stdout)
 	spec, err := oneOffSpec(desired, service, f, args)
 	if err != nil {
 		return err
+	}
+	if interactive {
+		spec.Process.TTY, spec.Process.StdinOpen = true, true
 	}
 	c, err := a.client(ctx)
 	if err != nil {
@@ -92,18 +103,13 @@ func (a *app) runRun(ctx context.Context, f runFlags, service string, args []str
 	if err != nil {
 		return err
 	}
-	if err := c.StartContainer(ctx, id); err != nil {
-		if f.rm {
-			_ = c.RemoveContainer(context.WithoutCancel(ctx), id)
-		}
-		return err
+	var code int
+	if interactive {
+		code, err = a.runInteractive(ctx, c, id)
+	} else {
+		code, err = a.startAndFollow(ctx, c, id, spec.Name, f.detach)
 	}
-	if f.detach {
-		fmt.Fprintln(a.stdout, spec.Name)
-		return nil
-	}
-	code, err := a.attachOneOff(ctx, c, id)
-	if f.rm {
+	if f.rm && !f.detach {
 		if rmErr := c.RemoveContainer(context.WithoutCancel(ctx), id); rmErr != nil {
 			err = errors.Join(err, rmErr)
 		}
@@ -115,6 +121,43 @@ func (a *app) runRun(ctx context.Context, f runFlags, service string, args []str
 		return exitError{code: code}
 	}
 	return nil
+}
+
+// startAndFollow starts the container; attached, it streams its log until
+// it exits and returns its exit code; detached, it prints its name.
+func (a *app) startAndFollow(ctx context.Context, c *ctrd.Client, id, name string, detach bool) (int, error) {
+	if err := c.StartContainer(ctx, id); err != nil {
+		return 0, err
+	}
+	if detach {
+		fmt.Fprintln(a.stdout, name)
+		return 0, nil
+	}
+	return a.attachOneOff(ctx, c, id)
+}
+
+// runInteractive starts the container with the terminal as its TTY (raw
+// mode, resized on SIGWINCH) and waits for it to exit.
+func (a *app) runInteractive(ctx context.Context, c *ctrd.Client, id string) (int, error) {
+	in := a.stdin.(*os.File)
+	old, err := term.MakeRaw(int(in.Fd()))
+	if err != nil {
+		return 0, fmt.Errorf("put the terminal in raw mode: %w", err)
+	}
+	defer func() { _ = term.Restore(int(in.Fd()), old) }()
+	sizes := make(chan [2]uint16, 1)
+	stop := watchTerminalSize(a.stdout.(*os.File), sizes)
+	defer stop()
+	wait, err := c.StartAttached(ctx, id, ctrd.AttachOptions{Stdin: in, Stdout: a.stdout, Stderr: a.stderr, Resize: sizes})
+	if err != nil {
+		return 0, err
+	}
+	code, err := wait()
+	if ctx.Err() != nil {
+		_ = c.StopContainer(context.WithoutCancel(ctx), id, 0)
+		return 130, nil
+	}
+	return code, err
 }
 
 // createOneOff starts the service's dependencies (unless noDeps), makes
@@ -283,7 +326,8 @@ func applyRunProcess(p *engine.Process, f runFlags, args []string) error {
 	if f.noTTY {
 		p.TTY = false
 	}
-	// Output is followed from the log, so stdin is not attached.
+	// Unless on a terminal, output is followed from the log and stdin is
+	// not attached.
 	p.StdinOpen = false
 	return nil
 }
