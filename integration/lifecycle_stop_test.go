@@ -54,13 +54,29 @@ func wantStatuses(t *testing.T, got map[string]engine.Status, want map[string]en
 	}
 }
 
+// wantBefore checks that first occurs in out, before second.
+func wantBefore(t *testing.T, out, first, second string) {
+	t.Helper()
+	i, j := strings.Index(out, first), strings.Index(out, second)
+	if i < 0 || j < 0 || i > j {
+		t.Errorf("want %q before %q in:\n%s", first, second, out)
+	}
+}
+
 func TestLifecycleStopThenStartKeepsTheContainers(t *testing.T) {
 	p := newProjectEnv(t, lifecycleChain)
 	p.mustRun("up", "-d")
 	before := p.observe()
 
 	t0 := time.Now()
-	p.mustRun("stop")
+	r := p.run("stop")
+	if r.code != 0 || !strings.Contains(r.stderr, p.project+"-db-1") {
+		t.Fatalf("stop: exit %d\n%s", r.code, r.stderr)
+	}
+	t.Logf("stop:\n%s", r.stderr)
+	// Dependents first: web is stopped before api is asked to, api before db.
+	wantBefore(t, r.stderr, p.project+"-web-1  Stopped", p.project+"-api-1  Stopping")
+	wantBefore(t, r.stderr, p.project+"-api-1  Stopped", p.project+"-db-1  Stopping")
 	if d := time.Since(t0); d > 8*time.Second {
 		t.Errorf("stop took %v: the containers exit on SIGTERM at once", d)
 	}
@@ -69,7 +85,10 @@ func TestLifecycleStopThenStartKeepsTheContainers(t *testing.T) {
 		t.Errorf("ps after stop lists running containers:\n%s", out)
 	}
 
-	p.mustRun("start")
+	r = p.run("start")
+	t.Logf("start:\n%s", r.stderr)
+	wantBefore(t, r.stderr, p.project+"-db-1  Started", p.project+"-api-1  Starting")
+	wantBefore(t, r.stderr, p.project+"-api-1  Started", p.project+"-web-1  Starting")
 	after := p.observe()
 	wantStatuses(t, p.statuses(), map[string]engine.Status{"db": engine.StatusRunning, "api": engine.StatusRunning, "web": engine.StatusRunning})
 	ids := map[string]string{}
