@@ -78,6 +78,9 @@ func (a *app) runExec(ctx context.Context, f execFlags, service string, args []s
 	}
 	tty := !f.noTTY && !f.detach && stdinIsTerminal(a) && isTTY(a.stdout)
 	code, err := a.execAttached(ctx, c, target.ID, opts, tty)
+	if err != nil && ctx.Err() != nil {
+		return exitError{code: 130} // interrupted: the process was killed
+	}
 	if err != nil {
 		return fmt.Errorf("exec in %s: %w", target.Name, err)
 	}
