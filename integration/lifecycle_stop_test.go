@@ -150,3 +150,11 @@ func TestLifecycleRestartFollowsRestartTrueDependents(t *testing.T) {
 		t.Errorf("restart --no-deps db: before %v after %v", after, again)
 	}
 }
+
+func TestLifecycleStartOfAServiceStartsItsDependencies(t *testing.T) {
+	p := newProjectEnv(t, lifecycleChain)
+	p.mustRun("up", "-d")
+	p.mustRun("stop", "-t", "1")
+	p.mustRun("start", "api")
+	wantStatuses(t, p.statuses(), map[string]engine.Status{"db": engine.StatusRunning, "api": engine.StatusRunning, "web": engine.StatusExited})
+}

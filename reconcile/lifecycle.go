@@ -35,7 +35,8 @@ func ComputeStop(state engine.State, project string, opts LifecycleOptions) Plan
 }
 
 // ComputeStart plans starting the created and exited containers of the
-// selected services, each after the services it depends on. A selected
+// selected services and of what they depend on (transitively, as compose
+// selects services), each after the services it depends on. A selected
 // service without a container is an error naming it.
 func ComputeStart(state engine.State, project string, opts LifecycleOptions) (Plan, error) {
 	g := newLifecycle(state, project, "start")
@@ -44,8 +45,12 @@ func ComputeStart(state engine.State, project string, opts LifecycleOptions) (Pl
 			return Plan{}, MissingServiceError{Service: s}
 		}
 	}
+	sel := g.selected(opts.Services)
+	if len(opts.Services) > 0 {
+		sel = g.withDependencies(sel)
+	}
 	b := newBuilder(project)
-	g.start(b, g.selected(opts.Services), nil, func(c engine.Container) bool {
+	g.start(b, sel, nil, func(c engine.Container) bool {
 		return c.Status == engine.StatusCreated || c.Status == engine.StatusExited
 	})
 	return b.plan(nil), nil
@@ -147,6 +152,20 @@ func (g *lifecycle) withRestartDependents(sel map[string]bool) map[string]bool {
 				if sel[dep] {
 					sel[svc], changed = true, true
 					break
+				}
+			}
+		}
+	}
+	return sel
+}
+
+// withDependencies adds every service a selected one depends on, transitively.
+func (g *lifecycle) withDependencies(sel map[string]bool) map[string]bool {
+	for i := len(g.order) - 1; i >= 0; i-- { // dependents first
+		if sel[g.order[i]] {
+			for _, dep := range g.deps[g.order[i]] {
+				if _, ok := g.bySvc[dep]; ok {
+					sel[dep] = true
 				}
 			}
 		}

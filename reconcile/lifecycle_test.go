@@ -68,6 +68,21 @@ func TestStartGoesDependenciesFirstAndOnlyStartsStoppedContainers(t *testing.T) 
 		#1 start-container demo-web-1 [id-demo-web-]`)
 }
 
+func TestStartOfAServiceStartsWhatItDependsOn(t *testing.T) {
+	st := threeTier()
+	for _, name := range []string{"demo-db-1", "demo-api-1", "demo-web-1"} {
+		container(t, &st, name).Status = engine.StatusExited
+	}
+	p, err := ComputeStart(st, "demo", LifecycleOptions{Services: []string{"api"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	validPlan(t, p)
+	wantText(t, "graph", p.Graph(), `
+		#0 start-container demo-db-1 [id-demo-db-1]
+		#1 start-container demo-api-1 [id-demo-api-] <- #0`)
+}
+
 func TestStartNamesTheServiceWithoutAContainer(t *testing.T) {
 	_, err := ComputeStart(threeTier(), "demo", LifecycleOptions{Services: []string{"cache"}})
 	var missing MissingServiceError
