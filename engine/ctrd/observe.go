@@ -153,6 +153,9 @@ func (c *Client) observeContainer(info containers.Container, proc *task.Process)
 		}
 	}
 	applyTask(&ctr, proc, rr)
+	if ctr.Status == engine.StatusRunning {
+		ctr.Health = c.observedHealth(info.ID, spec, rr.StartedAt)
+	}
 	return ctr
 }
 
