@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -91,5 +92,16 @@ func TestLifecycleImagesListsTheContainersImages(t *testing.T) {
 	}
 	if q := strings.TrimSpace(p.mustRun("images", "-q")); q != id {
 		t.Errorf("images -q = %q, want %s once", q, id)
+	}
+	var list []struct {
+		ID, ContainerName, Repository, Tag, Platform string
+		Size                                         int64
+	}
+	if err := json.Unmarshal([]byte(p.mustRun("images", "--format", "json", "web")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].ContainerName != web.Name || list[0].ID != web.ImageID || list[0].Repository != "busybox" ||
+		list[0].Tag != "latest" || list[0].Size <= 0 || list[0].Platform == "" {
+		t.Errorf("images --format json web = %+v", list)
 	}
 }

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/spf13/cobra"
 
 	"github.com/stackdev/stack/engine"
@@ -125,8 +128,9 @@ func publishedAddress(c engine.Container, port uint16, protocol string) (string,
 
 func newImagesCommand(a *app) *cobra.Command {
 	var quiet bool
+	var format string
 	cmd := &cobra.Command{
-		Use:   "images [SERVICE...]",
+		Use:   "images [OPTIONS] [SERVICE...]",
 		Short: "List images used by the created containers",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -136,11 +140,18 @@ func newImagesCommand(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return renderImages(a.stdout, ctrs, imgs, quiet)
+				switch {
+				case quiet || format == "table" || format == "":
+					return renderImages(a.stdout, ctrs, imgs, quiet)
+				case format == "json":
+					return renderImagesJSON(a.stdout, ctrs, imgs)
+				}
+				return fmt.Errorf("unknown --format %q: use table or json", format)
 			})
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only display IDs")
+	cmd.Flags().StringVar(&format, "format", "table", "Output format: table or json")
 	return cmd
 }
 
@@ -169,6 +180,41 @@ func renderImages(w io.Writer, ctrs []engine.Container, imgs []ctrd.ImageSummary
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, img.Repository, img.Tag, img.ID(), humanSize(img.Size))
 	}
 	return tw.Flush()
+}
+
+// projectImageJSON has the fields of compose's `images --format json` objects.
+type projectImageJSON struct {
+	ID            string     `json:"ID"`
+	ContainerName string     `json:"ContainerName"`
+	Repository    string     `json:"Repository"`
+	Tag           string     `json:"Tag"`
+	Platform      string     `json:"Platform"`
+	Size          int64      `json:"Size"`
+	Created       *time.Time `json:"Created,omitempty"`
+}
+
+// renderImagesJSON prints one JSON array, as compose does. stack runs
+// images of the host's platform only.
+func renderImagesJSON(w io.Writer, ctrs []engine.Container, imgs []ctrd.ImageSummary) error {
+	list := []projectImageJSON{}
+	for _, c := range ctrs {
+		img, ok := imageOf(c, imgs)
+		if !ok {
+			continue
+		}
+		j := projectImageJSON{ID: img.Digest, ContainerName: c.Name, Repository: img.Repository, Tag: img.Tag,
+			Platform: platforms.Format(platforms.DefaultSpec()), Size: img.Size}
+		if !img.Created.IsZero() {
+			j.Created = &img.Created
+		}
+		list = append(list, j)
+	}
+	data, err := json.Marshal(list)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(data))
+	return err
 }
 
 func imageOf(c engine.Container, imgs []ctrd.ImageSummary) (ctrd.ImageSummary, bool) {
