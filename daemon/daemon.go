@@ -121,6 +121,8 @@ type Daemon struct {
 	eventsErr string
 	resolv    netdns.ResolvConf
 	resolvErr string
+
+	health healthRunners // owned by the refresh loop
 }
 
 type listenState struct {
@@ -157,6 +159,7 @@ func (d *Daemon) Run(ctx context.Context, api net.Listener) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	defer d.stopHealth()
 	wg.Go(func() { d.follow(ctx) })
 	gone := make(chan struct{})
 	wg.Go(func() { d.watch(ctx, watchEvery, gone) })
@@ -317,6 +320,7 @@ func (d *Daemon) refresh(ctx context.Context) {
 	d.mu.Unlock()
 	d.syncListeners(Listeners(st, uint16(d.cfg.DNSPort)))
 	d.applyUpstreams()
+	d.syncHealth(ctx, st)
 	d.recordRefresh(start, event, nil)
 }
 

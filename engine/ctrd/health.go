@@ -207,3 +207,19 @@ func (b *capBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// CheckHealth runs one probe of hc in container id, whose task started at
+// started, folds it into the recorded health (a record of an earlier task
+// starts over) and returns the new status.
+func (c *Client) CheckHealth(ctx context.Context, id string, started time.Time, hc engine.Healthcheck, inStart bool) (string, error) {
+	p, err := c.ProbeHealth(ctx, id, hc)
+	if err != nil {
+		return "", err
+	}
+	hs, _, _ := c.LoadHealth(id)
+	if !hs.StartedAt.Equal(started) {
+		hs = HealthState{StartedAt: started}
+	}
+	hs.Record(p, hc.Retries, inStart)
+	return hs.Status, c.SaveHealth(id, hs)
+}
