@@ -158,3 +158,47 @@ func TestLifecycleStartOfAServiceStartsItsDependencies(t *testing.T) {
 	p.mustRun("start", "api")
 	wantStatuses(t, p.statuses(), map[string]engine.Status{"db": engine.StatusRunning, "api": engine.StatusRunning, "web": engine.StatusExited})
 }
+
+const stopSignals = `
+services:
+  stubborn:
+    image: busybox
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
+    stop_grace_period: 3s
+  usr1:
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' USR1; while true; do sleep 1; done"]
+    stop_signal: SIGUSR1
+`
+
+func TestLifecycleStopHonoursStopSignalAndGracePeriod(t *testing.T) {
+	p := newProjectEnv(t, stopSignals)
+	p.mustRun("up", "-d")
+
+	t0 := time.Now()
+	p.mustRun("stop", "usr1")
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Errorf("stop usr1 took %v: its stop_signal SIGUSR1 ends it at once", d)
+	}
+	if c := p.container("usr1"); c.Status != engine.StatusExited || c.ExitCode != 0 {
+		t.Errorf("usr1 after stop: %s exit %d, want exited 0 (it trapped SIGUSR1)", c.Status, c.ExitCode)
+	}
+
+	t0 = time.Now()
+	p.mustRun("stop", "stubborn")
+	d := time.Since(t0)
+	if d < 3*time.Second || d > 10*time.Second {
+		t.Errorf("stop stubborn took %v, want its 3s stop_grace_period then SIGKILL", d)
+	}
+	if c := p.container("stubborn"); c.Status != engine.StatusExited || c.ExitCode != 137 {
+		t.Errorf("stubborn after stop: %s exit %d, want exited 137 (SIGKILL)", c.Status, c.ExitCode)
+	}
+
+	// -t overrides the grace period: -t 0 kills at once.
+	p.mustRun("start", "stubborn")
+	t0 = time.Now()
+	p.mustRun("stop", "-t", "0", "stubborn")
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("stop -t 0 took %v, want a kill without the 3s grace period", d)
+	}
+}
