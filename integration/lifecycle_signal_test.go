@@ -64,3 +64,19 @@ func TestLifecyclePauseAndUnpause(t *testing.T) {
 	p.mustRun("stop", "web")
 	wantStatuses(t, p.statuses(), map[string]engine.Status{"web": engine.StatusExited})
 }
+
+func TestLifecycleKillRemoveOrphans(t *testing.T) {
+	p := newProjectEnv(t, lifecycleChain)
+	p.mustRun("up", "-d")
+	// web is no longer declared: an orphan.
+	p.writeCompose(strings.Replace(lifecycleChain, "  web:\n    <<: *sleeper\n    depends_on: [api]\n", "", 1))
+	r := p.run("kill", "--remove-orphans", "db")
+	if r.code != 0 {
+		t.Fatalf("kill --remove-orphans db: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := p.services(); got["web"] || !got["db"] || !got["api"] {
+		t.Errorf("after kill --remove-orphans: services %v, want db and api", got)
+	}
+	waitFor(t, func() bool { return p.container("db").Status == engine.StatusExited })
+	wantStatuses(t, p.statuses(), map[string]engine.Status{"api": engine.StatusRunning})
+}

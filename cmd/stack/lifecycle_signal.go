@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -19,13 +20,19 @@ func init() {
 
 func newKillCommand(a *app) *cobra.Command {
 	var sig string
+	var removeOrphans bool
 	cmd := &cobra.Command{
-		Use:   "kill [SERVICE...]",
+		Use:   "kill [OPTIONS] [SERVICE...]",
 		Short: "Force stop service containers (send a signal to their processes)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := ctrd.ParseSignal(sig)
 			if err != nil {
 				return fmt.Errorf("kill -s %s: %w", sig, err)
+			}
+			if removeOrphans {
+				if err := a.removeOrphans(cmd.Context()); err != nil {
+					return err
+				}
 			}
 			return a.eachContainer(cmd.Context(), args, isLive, "Killing", "Killed", func(ctx context.Context, c *ctrd.Client, id string) error {
 				return c.KillContainer(ctx, id, s)
@@ -33,6 +40,7 @@ func newKillCommand(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&sig, "signal", "s", "SIGKILL", "SIGNAL to send to the container")
+	cmd.Flags().BoolVar(&removeOrphans, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
 	return cmd
 }
 
@@ -94,4 +102,39 @@ func (a *app) eachContainer(ctx context.Context, services []string, keep func(en
 		fmt.Fprintf(a.stderr, " Container %s  %s\n", ctr.Name, done)
 	}
 	return errors.Join(errs...)
+}
+
+// removeOrphans removes the project's containers of services the compose
+// file does not declare.
+func (a *app) removeOrphans(ctx context.Context) error {
+	d, err := a.loadProject(ctx, nil, nil, false)
+	if err != nil {
+		return fmt.Errorf("--remove-orphans needs the compose file: %w", err)
+	}
+	c, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	unlock, err := a.lockProject(ctx, c, d.Project)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	orphan := func(ctr engine.Container) bool { return !slices.Contains(d.Declared, ctr.Service) }
+	ctrs, err := a.selectContainers(ctx, c, d.Project, nil, true, orphan)
+	if err != nil {
+		return err
+	}
+	for _, ctr := range ctrs {
+		if a.opts.dryRun {
+			fmt.Fprintf(a.stderr, "DRY-RUN MODE - Container %s  Removing\n", ctr.Name)
+			continue
+		}
+		if err := c.RemoveContainer(ctx, ctr.ID); err != nil {
+			return fmt.Errorf("remove orphan %s: %w", ctr.Name, err)
+		}
+		fmt.Fprintf(a.stderr, " Container %s  Removed\n", ctr.Name)
+	}
+	return nil
 }
