@@ -14,7 +14,7 @@ import (
 )
 
 // ErrNotRunning says that a container has no running task to act on.
-var ErrNotRunning = errors.New("is not running")
+var ErrNotRunning = errors.New("the container is not running: start it first")
 
 // ParseSignal reads a signal as docker does: SIGKILL, KILL or 9.
 func ParseSignal(name string) (syscall.Signal, error) {
