@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -127,9 +128,11 @@ func computeFrom(desired compose.Desired, state engine.State, f *convergeFlags, 
 
 type upFlags struct {
 	convergeFlags
-	detach    bool
-	yes       bool
-	quietPull bool
+	detach      bool
+	yes         bool
+	quietPull   bool
+	wait        bool
+	waitTimeout int
 }
 
 func newUpCommand(a *app) *cobra.Command {
@@ -145,6 +148,8 @@ func newUpCommand(a *app) *cobra.Command {
 	cmd.Flags().BoolVarP(&f.detach, "detach", "d", false, "Detached mode: run containers in the background")
 	cmd.Flags().BoolVarP(&f.yes, "yes", "y", false, `Assume "yes" as answer to all prompts`)
 	cmd.Flags().BoolVar(&f.quietPull, "quiet-pull", false, "Pull without printing progress information")
+	cmd.Flags().BoolVar(&f.wait, "wait", false, "Wait for services to be running|healthy. Implies detached mode.")
+	cmd.Flags().IntVar(&f.waitTimeout, "wait-timeout", 0, "Maximum duration in seconds to wait for the project to be running|healthy")
 	return cmd
 }
 
@@ -188,17 +193,28 @@ func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
 	if cv.plan.Empty() {
 		fmt.Fprintln(a.stdout, "nothing to do")
 		a.serveNames(ctx, desired)
-		return nil
+		return a.upWaitIf(ctx, c, desired, f)
 	}
 	if err := preflight(ctx, c, cv.plan); err != nil {
 		return err
 	}
-	if !f.detach {
+	if !f.detach && !f.wait {
 		fmt.Fprintln(a.stderr, "note: attached mode (logs) is not available yet; starting detached")
 	}
-	err = a.apply(ctx, c, cv.plan, "Running", f.quietPull)
+	err = a.applyWaiting(ctx, c, cv.plan, "Running", f.quietPull, a.waitHook(c, desired.Project))
 	a.serveNames(ctx, desired)
-	return err
+	if err != nil {
+		return err
+	}
+	return a.upWaitIf(ctx, c, desired, f)
+}
+
+// upWaitIf is --wait and --wait-timeout.
+func (a *app) upWaitIf(ctx context.Context, c *ctrd.Client, desired compose.Desired, f *upFlags) error {
+	if !f.wait {
+		return nil
+	}
+	return a.upWait(ctx, c, desired, time.Duration(f.waitTimeout)*time.Second)
 }
 
 // preflight finds what would fail halfway through the plan — a host port
@@ -252,8 +268,14 @@ func printWarnings(a *app, warnings []string) {
 }
 
 func (a *app) apply(ctx context.Context, c *ctrd.Client, plan reconcile.Plan, title string, quietPull bool) error {
+	return a.applyWaiting(ctx, c, plan, title, quietPull, nil)
+}
+
+// applyWaiting is apply with wait gating the plan's wait steps (nil: order
+// only).
+func (a *app) applyWaiting(ctx context.Context, c *ctrd.Client, plan reconcile.Plan, title string, quietPull bool, wait func(context.Context, string, []string) error) error {
 	p := newProgress(a, title)
-	opts := reconcile.ApplyOptions{Parallel: a.opts.parallel, OnEvent: p.OnEvent}
+	opts := reconcile.ApplyOptions{Parallel: a.opts.parallel, OnEvent: p.OnEvent, Wait: wait}
 	if !quietPull {
 		opts.PullProgress = p.pullProgress
 	}

@@ -1,0 +1,213 @@
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stackdev/stack/engine/ctrd"
+)
+
+// helloHealth is a hello service whose /healthz is its healthcheck, probed
+// every second.
+const helloHealth = `
+    image: hello
+    healthcheck:
+      test: ["CMD", "wget", "-qO-", "http://localhost:8080/healthz"]
+      interval: 1s
+      timeout: 2s
+      retries: 2
+`
+
+// waitPs polls `stack ps` until its output contains want.
+func (p *projectEnv) waitPs(want string, limit time.Duration) string {
+	p.t.Helper()
+	deadline := time.Now().Add(limit)
+	var out string
+	for time.Now().Before(deadline) {
+		out = p.mustRun("ps", "-a")
+		if strings.Contains(out, want) {
+			return out
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	p.t.Fatalf("stack ps did not show %q within %s:\n%s", want, limit, out)
+	return ""
+}
+
+// health reads the health the daemon recorded for container name.
+func (p *projectEnv) health(name string) ctrd.HealthState {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := ctrd.New(ctx, ctrd.Options{Address: env.socket, Namespace: p.namespace, StateDir: p.stateDir})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer c.Close()
+	hs, _, err := c.LoadHealth(p.containerNamed(name).ID)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return hs
+}
+
+// A healthy service shows (healthy) in ps once `up --wait` returns; when
+// its check starts failing it shows (unhealthy) within a few intervals,
+// with the failing probe's output recorded.
+func TestHealthPsShowsHealthyThenUnhealthyAfterTheCheckFails(t *testing.T) {
+	e := newDNSEnv(t, "services:\n  web:"+helloHealth)
+	e.mustRun("up", "-d", "--wait", "--wait-timeout", "30")
+	web := e.name("web", 1)
+	out := e.mustRun("ps")
+	if !strings.Contains(out, "(healthy)") {
+		t.Fatalf("after up --wait, ps does not show (healthy):\n%s", out)
+	}
+	if r := e.exec(web, "wget", "-qO-", "http://localhost:8080/healthz/fail"); r.code != 0 {
+		t.Fatalf("flip /healthz: exit %d: %s", r.code, r.stderr)
+	}
+	e.waitPs("(unhealthy)", 10*time.Second)
+	hs := e.health(web)
+	if hs.Status != "unhealthy" || hs.FailingStreak < 2 || len(hs.Log) == 0 || hs.Log[len(hs.Log)-1].ExitCode == 0 {
+		t.Fatalf("recorded health = %+v, want unhealthy after 2 failures", hs)
+	}
+}
+
+// A service that depends on another with service_healthy starts only after
+// the dependency's first successful probe.
+func TestHealthDependsOnServiceHealthyStartsTheDependentAfterTheDependencyIsHealthy(t *testing.T) {
+	e := newDNSEnv(t, `
+services:
+  db:
+    image: hello
+    healthcheck:
+      test: ["CMD-SHELL", "test -e /tmp/seen || { touch /tmp/seen; exit 1; }"]
+      interval: 1s
+      timeout: 2s
+      retries: 5
+  app:
+    image: busybox
+    command: `+sleeper+`
+    depends_on:
+      db:
+        condition: service_healthy
+`)
+	e.mustRun("up", "-d")
+	app := e.containerNamed(e.name("app", 1))
+	hs := e.health(e.name("db", 1))
+	var healthyAt time.Time
+	for _, probe := range hs.Log {
+		if probe.ExitCode == 0 {
+			healthyAt = probe.End
+			break
+		}
+	}
+	if healthyAt.IsZero() {
+		t.Fatalf("db has no successful probe recorded: %+v", hs)
+	}
+	if app.StartedAt.Before(healthyAt) {
+		t.Fatalf("app started at %s, before db was healthy at %s", app.StartedAt, healthyAt)
+	}
+	if len(hs.Log) < 2 || hs.Log[0].ExitCode == 0 {
+		t.Fatalf("db's first probe was meant to fail: %+v", hs.Log)
+	}
+}
+
+const oneShotCompose = `
+services:
+  init:
+    image: busybox
+    command: ["sh", "-c", "exit %s"]
+  app:
+    image: busybox
+    command: ` + sleeper + `
+    depends_on:
+      init:
+        condition: service_completed_successfully
+`
+
+// service_completed_successfully: a one-shot exiting 0 lets the dependent
+// start; exiting 3 fails up with a message naming it, and the dependent is
+// not started.
+func TestHealthDependsOnCompletedSuccessfully(t *testing.T) {
+	e := newDNSEnv(t, strings.Replace(oneShotCompose, "%s", "0", 1))
+	e.mustRun("up", "-d", "--wait", "--wait-timeout", "30")
+	if st := e.statuses(); st["init"] != "exited" || st["app"] != "running" {
+		t.Fatalf("statuses = %v, want init exited (0) and app running", st)
+	}
+	e.mustRun("down", "-t", "0")
+
+	e.writeCompose(strings.Replace(oneShotCompose, "%s", "3", 1))
+	r := e.run("up", "-d")
+	if r.code == 0 {
+		t.Fatalf("up succeeded although init exited 3:\n%s", r.stdout)
+	}
+	if want := "container " + e.name("init", 1) + " exited (3)"; !strings.Contains(r.stderr, want) {
+		t.Fatalf("up's error does not say %q:\n%s", want, r.stderr)
+	}
+	if st := e.statuses(); st["app"] == "running" {
+		t.Fatalf("app was started although init failed: %v", st)
+	}
+}
+
+// up --wait gives up after --wait-timeout on a service that never becomes
+// healthy, saying which container is not ready.
+func TestHealthUpWaitTimesOutOnANeverHealthyService(t *testing.T) {
+	e := newDNSEnv(t, `
+services:
+  web:
+    image: hello
+    healthcheck:
+      test: ["CMD-SHELL", "exit 1"]
+      interval: 1s
+      retries: 100
+`)
+	start := time.Now()
+	r := e.run("up", "-d", "--wait", "--wait-timeout", "5")
+	took := time.Since(start)
+	if r.code == 0 {
+		t.Fatalf("up --wait succeeded for a never-healthy service:\n%s", r.stdout)
+	}
+	for _, want := range []string{"application not healthy after 5s", e.name("web", 1), "starting"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("up --wait's error does not say %q:\n%s", want, r.stderr)
+		}
+	}
+	if took > 30*time.Second {
+		t.Errorf("up --wait --wait-timeout 5 took %s", took)
+	}
+}
+
+// DNS answers only the healthy replicas: once one of two turns unhealthy,
+// the service's name resolves to the other alone.
+func TestHealthDNSDropsAnUnhealthyReplica(t *testing.T) {
+	e := newDNSEnv(t, `
+services:
+  web:`+helloHealth+`    deploy:
+      replicas: 2
+  client:
+    image: busybox
+    command: `+sleeper+`
+`)
+	e.mustRun("up", "-d", "--wait", "--wait-timeout", "30")
+	st := e.observe()
+	def := e.project + "_default"
+	client := e.container(st, e.name("client", 1)).ID
+	keep := e.container(st, e.name("web", 1)).Addresses[def]
+	if got, r := nslookup(t, e.namespace, client, "web"); len(got) != 2 {
+		t.Fatalf("nslookup web with two healthy replicas = %v\n%s%s", got, r.stdout, r.stderr)
+	}
+	if r := e.exec(e.name("web", 2), "wget", "-qO-", "http://localhost:8080/healthz/fail"); r.code != 0 {
+		t.Fatalf("flip /healthz: exit %d: %s", r.code, r.stderr)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var got []string
+	for time.Now().Before(deadline) {
+		if got, _ = nslookup(t, e.namespace, client, "web"); len(got) == 1 && got[0] == keep {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("nslookup web after web-2 turned unhealthy = %v, want only %s", got, keep)
+}
