@@ -143,6 +143,7 @@ func TestHealthDependsOnCompletedSuccessfully(t *testing.T) {
 	if r.code == 0 {
 		t.Fatalf("up succeeded although init exited 3:\n%s", r.stdout)
 	}
+	t.Logf("up's error:\n%s", r.stderr)
 	if want := "container " + e.name("init", 1) + " exited (3)"; !strings.Contains(r.stderr, want) {
 		t.Fatalf("up's error does not say %q:\n%s", want, r.stderr)
 	}
@@ -166,10 +167,11 @@ services:
 	start := time.Now()
 	r := e.run("up", "-d", "--wait", "--wait-timeout", "5")
 	took := time.Since(start)
+	t.Logf("up --wait's error:\n%s", r.stderr)
 	if r.code == 0 {
 		t.Fatalf("up --wait succeeded for a never-healthy service:\n%s", r.stdout)
 	}
-	for _, want := range []string{"application not healthy after 5s", e.name("web", 1), "starting"} {
+	for _, want := range []string{"application not healthy after 5s: container " + e.name("web", 1) + " is starting\n"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("up --wait's error does not say %q:\n%s", want, r.stderr)
 		}
@@ -210,4 +212,34 @@ services:
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Fatalf("nslookup web after web-2 turned unhealthy = %v, want only %s", got, keep)
+}
+
+// A dependency that turns unhealthy fails up at once, with the container's
+// name and its check's last output; the dependent is not started.
+func TestHealthDependsOnServiceHealthyFailsWithTheUnhealthyOutput(t *testing.T) {
+	e := newDNSEnv(t, `
+services:
+  db:
+    image: hello
+    healthcheck:
+      test: ["CMD-SHELL", "echo db is down; exit 1"]
+      interval: 1s
+      retries: 2
+  app:
+    image: busybox
+    command: `+sleeper+`
+    depends_on:
+      db:
+        condition: service_healthy
+`)
+	r := e.run("up", "-d")
+	if r.code == 0 {
+		t.Fatalf("up succeeded although db is unhealthy:\n%s", r.stdout)
+	}
+	if want := "container " + e.name("db", 1) + " is unhealthy: db is down"; !strings.Contains(r.stderr, want) {
+		t.Fatalf("up's error does not say %q:\n%s", want, r.stderr)
+	}
+	if st := e.statuses(); st["app"] == "running" {
+		t.Fatalf("app was started although db is unhealthy: %v", st)
+	}
 }

@@ -78,7 +78,7 @@ func waitContainers(ctx context.Context, c *ctrd.Client, project string, want ma
 			}
 			err := containerReady(ctr, cond, lastOutput(c, ctr))
 			if errors.Is(err, errNotReady) {
-				notReady = append(notReady, err.Error())
+				notReady = append(notReady, strings.TrimSuffix(err.Error(), ": "+errNotReady.Error()))
 				continue
 			}
 			if err != nil {
