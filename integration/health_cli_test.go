@@ -72,6 +72,34 @@ func TestHealthPsShowsHealthyThenUnhealthyAfterTheCheckFails(t *testing.T) {
 	if hs.Status != "unhealthy" || hs.FailingStreak < 2 || len(hs.Log) == 0 || hs.Log[len(hs.Log)-1].ExitCode == 0 {
 		t.Fatalf("recorded health = %+v, want unhealthy after 2 failures", hs)
 	}
+
+	// A new task is checked anew: the restarted server answers ok again.
+	e.mustRun("restart", "-t", "0", "web")
+	e.waitPs("(healthy)", 10*time.Second)
+	if again := e.health(web); !again.StartedAt.After(hs.StartedAt) || again.FailingStreak != 0 {
+		t.Fatalf("health after restart = %+v, want a fresh record for the new task (before: %s)", again, hs.StartedAt)
+	}
+}
+
+// A check whose command is not in the image makes the container
+// unhealthy, and up --wait says why.
+func TestHealthCheckCommandMissingFromTheImageIsUnhealthy(t *testing.T) {
+	e := newDNSEnv(t, `
+services:
+  web:
+    image: hello
+    healthcheck:
+      test: ["CMD", "no-such-probe"]
+      interval: 1s
+      retries: 1
+`)
+	r := e.run("up", "-d", "--wait", "--wait-timeout", "20")
+	if r.code == 0 {
+		t.Fatalf("up --wait succeeded with a missing check command:\n%s", r.stdout)
+	}
+	if want := "container " + e.name("web", 1) + " is unhealthy: "; !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "no-such-probe") {
+		t.Fatalf("up --wait's error does not say %q with the command:\n%s", want, r.stderr)
+	}
 }
 
 // A service that depends on another with service_healthy starts only after
