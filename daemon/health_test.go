@@ -30,8 +30,11 @@ func (h *healthSource) CheckHealth(ctx context.Context, id string, started time.
 	h.mu.Lock()
 	h.probes[id]++
 	status := "unhealthy"
-	if h.pass[id] {
+	switch {
+	case h.pass[id]:
 		status = "healthy"
+	case inStart:
+		status = "starting"
 	}
 	h.mu.Unlock()
 	h.fakeSource.mu.Lock()
@@ -109,5 +112,32 @@ func TestHealthRunnerStopsWhenTheTaskEnds(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if got := src.probeCount(c.ID); got != n {
 		t.Fatalf("probed %d more times after the task ended", got-n)
+	}
+}
+
+// While a container is starting within its start period it is probed
+// every StartInterval; once healthy, every Interval.
+func TestHealthRunnerUsesStartIntervalDuringTheStartPeriod(t *testing.T) {
+	c := running("p-web-1", "web", "p", nil)
+	c.StartedAt = time.Now()
+	src := &healthSource{
+		fakeSource: newFakeSource(engine.State{Containers: []engine.Container{c}}),
+		checks: map[string]*engine.Healthcheck{c.ID: {
+			Test: []string{"CMD", "true"}, Interval: time.Hour, StartInterval: 5 * time.Millisecond,
+			StartPeriod: time.Hour, Timeout: time.Second, Retries: 1,
+		}},
+		pass:   map[string]bool{},
+		probes: map[string]int{},
+	}
+	startDaemon(t, src, Config{})
+	waitFor(t, 2*time.Second, func() bool { return src.probeCount(c.ID) >= 3 })
+	src.setPass(c.ID, true)
+	n := src.probeCount(c.ID)
+	waitFor(t, 2*time.Second, func() bool { return src.probeCount(c.ID) > n })
+	time.Sleep(20 * time.Millisecond)
+	n = src.probeCount(c.ID)
+	time.Sleep(60 * time.Millisecond)
+	if got := src.probeCount(c.ID); got != n {
+		t.Fatalf("healthy, it was probed %d more times within 60ms although its interval is an hour", got-n)
 	}
 }
