@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -96,6 +97,7 @@ func (a *app) daemonInfo(socket string) daemon.Info {
 }
 
 func (a *app) runDaemon(ctx context.Context, f *daemonFlags) error {
+	a.isDaemon = true
 	ups, err := parseUpstreams(f.upstreams)
 	if err != nil {
 		return err
@@ -380,4 +382,25 @@ func (a *app) daemonNote(level, msg string) {
 		msg = "WARN " + msg
 	}
 	fmt.Fprintln(a.stderr, msg)
+}
+
+// reviveDaemon brings a daemon that was killed back on any command that
+// talks to containerd, as long as this installation has networks whose
+// names it should serve. When the daemon is up, a connect on its socket is
+// the whole cost.
+func (a *app) reviveDaemon(ctx context.Context) {
+	if a.isDaemon || os.Getenv("STACK_DAEMON") == "off" {
+		return
+	}
+	if records, _ := filepath.Glob(filepath.Join(a.opts.stateDir, "networks", "*.json")); len(records) == 0 {
+		return
+	}
+	sock := a.daemonSocket("")
+	if conn, err := net.DialTimeout("unix", sock, 200*time.Millisecond); err == nil {
+		conn.Close()
+		return
+	}
+	if err := a.startDaemon(ctx, sock); err != nil {
+		a.daemonNote("warning", "service names will not resolve: "+err.Error())
+	}
 }

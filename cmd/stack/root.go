@@ -38,6 +38,8 @@ type app struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// isDaemon is set by `stack daemon`, which must not revive itself.
+	isDaemon bool
 }
 
 func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -135,6 +137,9 @@ func (a *app) clientOptions() ctrd.Options {
 func (a *app) client(ctx context.Context) (*ctrd.Client, error) {
 	opts := a.clientOptions()
 	c, err := ctrd.New(ctx, opts)
+	if err == nil {
+		a.reviveDaemon(ctx)
+	}
 	if err == nil || !errors.Is(err, ctrd.ErrUnreachable) {
 		return c, err
 	}
