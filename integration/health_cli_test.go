@@ -210,7 +210,7 @@ services:
 }
 
 // DNS answers only the healthy replicas: once one of two turns unhealthy,
-// the service's name resolves to the other alone.
+// the service's name resolves to the other alone, until it is healthy again.
 func TestHealthDNSDropsAnUnhealthyReplica(t *testing.T) {
 	e := newDNSEnv(t, `
 services:
@@ -231,15 +231,25 @@ services:
 	if r := e.exec(e.name("web", 2), "wget", "-qO-", "http://localhost:8080/healthz/fail"); r.code != 0 {
 		t.Fatalf("flip /healthz: exit %d: %s", r.code, r.stderr)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	var got []string
-	for time.Now().Before(deadline) {
-		if got, _ = nslookup(t, e.namespace, client, "web"); len(got) == 1 && got[0] == keep {
-			return
+	waitLookup := func(what string, ok func([]string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		var got []string
+		for time.Now().Before(deadline) {
+			if got, _ = nslookup(t, e.namespace, client, "web"); ok(got) {
+				return
+			}
+			time.Sleep(250 * time.Millisecond)
 		}
-		time.Sleep(250 * time.Millisecond)
+		t.Fatalf("nslookup web %s = %v", what, got)
 	}
-	t.Fatalf("nslookup web after web-2 turned unhealthy = %v, want only %s", got, keep)
+	waitLookup("after web-2 turned unhealthy, want only "+keep, func(got []string) bool { return len(got) == 1 && got[0] == keep })
+
+	// Healthy again, it comes back into the answers.
+	if r := e.exec(e.name("web", 2), "wget", "-qO-", "http://localhost:8080/healthz/ok"); r.code != 0 {
+		t.Fatalf("flip /healthz back: exit %d: %s", r.code, r.stderr)
+	}
+	waitLookup("after web-2 is healthy again, want both replicas", func(got []string) bool { return len(got) == 2 })
 }
 
 // A dependency that turns unhealthy fails up at once, with the container's
