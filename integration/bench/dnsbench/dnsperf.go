@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stackdev/stack/netdns"
+)
+
+// The workloads: local names only, forwarded names only, half of each.
+const (
+	local     = "local"
+	forwarded = "forwarded"
+	mix       = "mix"
+)
+
+var workloads = []string{local, forwarded, mix}
+
+// writeQueryFiles writes one dnsperf data file per workload.
+func writeQueryFiles(dir string, names []benchName) (map[string]string, error) {
+	const forwardNames = 100
+	var loc, fwd, mixed []string
+	for _, n := range names {
+		loc = append(loc, n.name+" A")
+	}
+	for i := range forwardNames {
+		fwd = append(fwd, fmt.Sprintf("n%d.%s A", i, fwdDomain))
+	}
+	for i := range max(len(loc), len(fwd)) {
+		mixed = append(mixed, loc[i%len(loc)], fwd[i%len(fwd)])
+	}
+	files := map[string]string{}
+	for w, lines := range map[string][]string{local: loc, forwarded: fwd, mix: mixed} {
+		p := filepath.Join(dir, w+".queries")
+		if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+		files[w] = p
+	}
+	return files, nil
+}
+
+// row is one server × workload.
+type row struct {
+	server, workload string
+	qps              float64 // peak
+	lost             float64 // share of queries lost at the peak
+	rcodes           string  // at the peak, e.g. "NOERROR 100%"
+	halfQPS          float64 // the rate asked for in the latency run
+	p50, p99, max    time.Duration
+	samples          int
+	rssKB            int // VmRSS after the runs; 0 when unknown
+}
+
+// measure finds the peak rate with dnsperf, then the latency distribution
+// at half of it from dnsperf's per-query report (-v).
+func measure(ctx context.Context, cfg config, s *server, workload, file string) (row, error) {
+	r := row{server: s.name, workload: workload}
+	out, err := dnsperf(ctx, s.addr, file, cfg.peakFor, "-c", strconv.Itoa(cfg.clients), "-T", "2", "-q", "500")
+	if err != nil {
+		return r, err
+	}
+	if r.qps, r.lost, err = parseSummary(out); err != nil {
+		return r, err
+	}
+	r.rcodes = parseRcodes(out)
+	r.halfQPS = r.qps / 2
+	out, err = dnsperf(ctx, s.addr, file, cfg.halfFor, "-c", strconv.Itoa(cfg.clients), "-T", "2", "-q", "500",
+		"-Q", strconv.Itoa(max(1, int(r.halfQPS))), "-v")
+	if err != nil {
+		return r, err
+	}
+	lat := parseLatencies(out)
+	if len(lat) == 0 {
+		return r, fmt.Errorf("dnsperf -v reported no query latencies")
+	}
+	slices.Sort(lat)
+	r.samples = len(lat)
+	r.p50 = lat[len(lat)/2]
+	r.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	r.max = lat[len(lat)-1]
+	r.rssKB = vmRSS(s.pid)
+	return r, nil
+}
+
+func dnsperf(ctx context.Context, addr netip.Addr, file string, d time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, d+15*time.Second)
+	defer cancel()
+	secs := strconv.Itoa(int(d / time.Second))
+	all := append([]string{"-s", addr.String(), "-a", clientAddr.String(), "-d", file, "-l", secs, "-t", "2"}, args...)
+	cmd := exec.CommandContext(ctx, "dnsperf", all...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("dnsperf %s: %w: %s", strings.Join(all, " "), err, tail(string(out)))
+	}
+	return string(out), nil
+}
+
+func tail(s string) string {
+	if len(s) > 2000 {
+		return s[len(s)-2000:]
+	}
+	return s
+}
+
+var (
+	qpsRe  = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
+	lostRe = regexp.MustCompile(`Queries lost:\s+\d+ \(([0-9.]+)%\)`)
+	rcRe   = regexp.MustCompile(`Response codes:\s+(.*)`)
+)
+
+func parseSummary(out string) (qps, lost float64, err error) {
+	m := qpsRe.FindStringSubmatch(out)
+	if m == nil {
+		return 0, 0, fmt.Errorf("no 'Queries per second' in dnsperf's output: %s", tail(out))
+	}
+	qps, _ = strconv.ParseFloat(m[1], 64)
+	if m := lostRe.FindStringSubmatch(out); m != nil {
+		lost, _ = strconv.ParseFloat(m[1], 64)
+	}
+	return qps, lost, nil
+}
+
+func parseRcodes(out string) string {
+	if m := rcRe.FindStringSubmatch(out); m != nil {
+		return strings.TrimSpace(m[1])
+	}
+	return "?"
+}
+
+// parseLatencies reads dnsperf -v's per-query lines, which end in the
+// query's latency in seconds: "> NOERROR ctr0 A 0.000123".
+func parseLatencies(out string) []time.Duration {
+	var lat []time.Duration
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "> ") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			continue
+		}
+		lat = append(lat, time.Duration(v*float64(time.Second)))
+	}
+	return lat
+}
+
+func vmRSS(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, _ := strconv.Atoi(f[0])
+				return kb
+			}
+		}
+	}
+	return 0
+}
+
+// ask sends one A query for name to addr from the bench's client address.
+func ask(addr netip.AddrPort, name string, timeout time.Duration) (*dns.Msg, error) {
+	c := &dns.Client{Net: "udp", Timeout: timeout}
+	c.Dialer = newDialer(timeout)
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	resp, _, err := c.Exchange(m, addr.String())
+	return resp, err
+}
+
+// waitAnswer waits (bounded: 5 s, 100 tries) until addr answers name.
+func waitAnswer(ctx context.Context, addr netip.AddrPort, name string) error {
+	var last error
+	for range 100 {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		resp, err := ask(addr, name, 50*time.Millisecond)
+		if err == nil && resp.Rcode == dns.RcodeSuccess && len(resp.Answer) > 0 {
+			return nil
+		}
+		last = err
+		if err == nil {
+			last = fmt.Errorf("answer %s", dns.RcodeToString[resp.Rcode])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s does not answer %s: %v", addr, name, last)
+}
+
+// propagation is the time from swapping in a table with a new name to the
+// first answer that has it, measured over UDP from the client address
+// (bounded: 20 rounds, 1 s each). It returns the median and the worst.
+func propagation(ctx context.Context, s *netdns.Server, names []benchName) ([2]time.Duration, error) {
+	var ds []time.Duration
+	addr := netip.AddrPortFrom(stackAddr, 53)
+	for i := range 20 {
+		name := fmt.Sprintf("new%d", i)
+		eps := endpoints(append(slices.Clip(names), benchName{name: name, ip: netip.MustParseAddr("10.254.253.1")}))
+		t := netdns.NewTable(eps)
+		start := time.Now()
+		s.SetTable(t)
+		ok := false
+		for time.Since(start) < time.Second && ctx.Err() == nil {
+			resp, err := ask(addr, name, 100*time.Millisecond)
+			if err == nil && len(resp.Answer) > 0 {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return [2]time.Duration{}, fmt.Errorf("%s not answered within 1s of the table swap", name)
+		}
+		ds = append(ds, time.Since(start))
+	}
+	slices.Sort(ds)
+	return [2]time.Duration{ds[len(ds)/2], ds[len(ds)-1]}, nil
+}
+
+func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration) {
+	fmt.Fprintf(w, "\nDNS: dnsperf, %d local names, %d clients, peak over %s, latency at half the peak over %s\n",
+		cfg.names, cfg.clients, cfg.peakFor, cfg.halfFor)
+	fmt.Fprintf(w, "%-14s %-10s %10s %6s %10s %9s %9s %9s %8s  %s\n",
+		"server", "workload", "peak q/s", "lost%", "half q/s", "p50", "p99", "max", "RSS MB", "rcodes at peak")
+	for _, r := range rows {
+		rss := "-"
+		if r.rssKB > 0 {
+			rss = fmt.Sprintf("%.1f", float64(r.rssKB)/1024)
+		}
+		fmt.Fprintf(w, "%-14s %-10s %10.0f %6.2f %10.0f %9s %9s %9s %8s  %s\n",
+			r.server, r.workload, r.qps, r.lost, r.halfQPS, us(r.p50), us(r.p99), us(r.max), rss, r.rcodes)
+	}
+	fmt.Fprintf(w, "stack netdns: a new name is answered %s after the table swap (median of 20; worst %s)\n", us(prop[0]), us(prop[1]))
+	fmt.Fprintln(w, "RSS: stack netdns runs inside the bench process (its RSS includes the bench); the daemon's own with 100 containers is not measured here.")
+}
+
+func us(d time.Duration) string {
+	return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+}

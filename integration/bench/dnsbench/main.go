@@ -1,0 +1,101 @@
+// Command dnsbench measures stack's DNS server (netdns) with dnsperf next to
+// aardvark-dns and dnsmasq serving the same names on the same machine in the
+// same run: local names, names forwarded to an upstream on loopback, and a
+// mix. It creates a test bridge for the servers' addresses and removes it,
+// and every process it started, at the end. `make bench` runs it as root.
+//
+//	go run ./integration/bench/dnsbench -names 100 -l 5
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	names   int           // local names per server
+	peakFor time.Duration // dnsperf -l for the peak run
+	halfFor time.Duration // dnsperf -l for the latency run at half the peak
+	clients int           // dnsperf -c
+	dir     string        // scratch directory
+}
+
+func main() {
+	var cfg config
+	flag.IntVar(&cfg.names, "names", 100, "local names (containers) per server, 1..200")
+	flag.DurationVar(&cfg.peakFor, "l", 5*time.Second, "length of each peak run (at most 10s)")
+	flag.DurationVar(&cfg.halfFor, "half", 3*time.Second, "length of each half-rate latency run (at most 10s)")
+	flag.IntVar(&cfg.clients, "c", 8, "dnsperf clients")
+	flag.Parse()
+	if cfg.names < 1 || cfg.names > 200 || cfg.peakFor < time.Second || cfg.peakFor > 10*time.Second ||
+		cfg.halfFor < time.Second || cfg.halfFor > 10*time.Second || cfg.clients < 1 || cfg.clients > 64 {
+		fmt.Fprintln(os.Stderr, "dnsbench: -names 1..200, -l and -half 1s..10s, -c 1..64")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if err := run(ctx, cfg); err != nil {
+		cancel()
+		fmt.Fprintln(os.Stderr, "dnsbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg config) (err error) {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("run as root: the bench creates a test bridge")
+	}
+	for _, bin := range []string{"dnsperf", "dnsmasq", aardvarkBin, "ip", "unshare"} {
+		if _, err := lookPath(bin); err != nil {
+			return fmt.Errorf("%s not found: install dnsperf, dnsmasq-base, aardvark-dns and iproute2 (make bench does): %w", bin, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "dnsbench.")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg.dir = dir
+	var cl cleanup
+	defer cl.run()
+
+	if err := setupBridge(ctx, &cl); err != nil {
+		return err
+	}
+	if err := startUpstream(ctx, &cl, cfg); err != nil {
+		return err
+	}
+	names := benchNames(cfg.names)
+	servers, err := startServers(ctx, &cl, cfg, names)
+	if err != nil {
+		return err
+	}
+	files, err := writeQueryFiles(cfg.dir, names)
+	if err != nil {
+		return err
+	}
+	var rows []row
+	for _, s := range servers {
+		for _, w := range workloads {
+			fmt.Fprintf(os.Stderr, "dnsbench: %s %s\n", s.name, w)
+			r, err := measure(ctx, cfg, s, w, files[w])
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", s.name, w, err)
+			}
+			rows = append(rows, r)
+		}
+	}
+	prop, err := propagation(ctx, servers[0].stack, names)
+	if err != nil {
+		return fmt.Errorf("propagation: %w", err)
+	}
+	printTable(os.Stdout, cfg, rows, prop)
+	return nil
+}
