@@ -127,12 +127,31 @@ test-integration: build images
 	STACK_TEST_IMAGES=$(CURDIR)/$(IMAGES_DIR) \
 	$(GO) test -count=1 -timeout 25m ./integration/...
 
-## bench: converge timings against the containerd+CNI floor (integration/bench), on a private containerd.
-## BENCH_FLAGS passes options through, e.g. make bench BENCH_FLAGS='-n 1,10 -runs 3'.
+## bench: converge timings against the containerd+CNI floor (integration/bench), on a private containerd,
+## then the DNS table (integration/bench/dnsbench): dnsperf against netdns, aardvark-dns and dnsmasq.
+## BENCH_FLAGS passes options through, e.g. make bench BENCH_FLAGS='-n 1,10 -runs 3';
+## DNS_BENCH_FLAGS to the DNS bench, e.g. DNS_BENCH_FLAGS='-names 100 -l 5s -half 3s'.
 BENCH_FLAGS ?=
+DNS_BENCH_FLAGS ?=
+# Only `make bench` installs these. dnsmasq-base is the binary without the
+# system service, so nothing starts listening on port 53.
+BENCH_PACKAGES := dnsperf aardvark-dns dnsmasq-base
 bench: deps build images
+	@missing=(); \
+	for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$$p"); \
+	done; \
+	if (( $${#missing[@]} )); then \
+	  echo "installing $${missing[*]}"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq; \
+	  apt-get install -y -qq --no-install-recommends "$${missing[@]}"; \
+	fi
 	@$(PRIVATE_CTD) \
 	$(GO) run ./integration/bench -address $$ctd/containerd.sock -stack $(CURDIR)/bin/stack -images $(CURDIR)/$(IMAGES_DIR) $(BENCH_FLAGS)
+	$(GO) build -o bin/dnsbench ./integration/bench/dnsbench
+	@# dnsbench removes its bridge and processes itself; the trap covers a kill -9.
+	@trap 'ip link del sbdnsbench0 2>/dev/null || true' EXIT; bin/dnsbench $(DNS_BENCH_FLAGS)
 
 clean:
 	rm -rf bin $(IMAGES_DIR)
