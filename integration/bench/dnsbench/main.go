@@ -31,7 +31,15 @@ func main() {
 	flag.DurationVar(&cfg.peakFor, "l", 5*time.Second, "length of each peak run (at most 10s)")
 	flag.DurationVar(&cfg.halfFor, "half", 3*time.Second, "length of each half-rate latency run (at most 10s)")
 	flag.IntVar(&cfg.clients, "c", 8, "dnsperf clients")
+	serve := flag.Bool("serve-stack", false, "internal: serve netdns with -names names until SIGTERM (the bench runs itself so)")
 	flag.Parse()
+	if *serve {
+		if err := serveStack(cfg.names); err != nil {
+			fmt.Fprintln(os.Stderr, "dnsbench -serve-stack:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if cfg.names < 1 || cfg.names > 200 || cfg.peakFor < time.Second || cfg.peakFor > 10*time.Second ||
 		cfg.halfFor < time.Second || cfg.halfFor > 10*time.Second || cfg.clients < 1 || cfg.clients > 64 {
 		fmt.Fprintln(os.Stderr, "dnsbench: -names 1..200, -l and -half 1s..10s, -c 1..64")
@@ -92,7 +100,7 @@ func run(ctx context.Context, cfg config) (err error) {
 			rows = append(rows, r)
 		}
 	}
-	prop, err := propagation(ctx, servers[0].stack, names)
+	prop, err := propagation(ctx, &cl, names)
 	if err != nil {
 		return fmt.Errorf("propagation: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -31,15 +32,15 @@ var (
 	aardvarkAddr = netip.MustParseAddr("10.254.251.2")
 	dnsmasqAddr  = netip.MustParseAddr("10.254.251.3")
 	clientAddr   = netip.MustParseAddr("10.254.251.4")
+	propAddr     = netip.MustParseAddr("10.254.251.5")      // the propagation measurement's netdns
 	upstreamAddr = netip.MustParseAddrPort("127.0.0.77:53") // loopback only
 )
 
 // server is one DNS server under test.
 type server struct {
-	name  string
-	addr  netip.Addr
-	stack *netdns.Server // for stack only
-	pid   int            // for the others: whose VmRSS is shown
+	name string
+	addr netip.Addr
+	pid  int // whose VmRSS is shown
 }
 
 // cleanup runs its steps in reverse order, once, also on failure.
@@ -73,7 +74,7 @@ func setupBridge(ctx context.Context, cl *cleanup) error {
 		return err
 	}
 	cl.add(func() { _ = sh(context.Background(), "ip", "link", "del", bridge) })
-	for _, a := range []netip.Addr{stackAddr, aardvarkAddr, dnsmasqAddr, clientAddr} {
+	for _, a := range []netip.Addr{stackAddr, aardvarkAddr, dnsmasqAddr, clientAddr, propAddr} {
 		if err := sh(ctx, "ip", "addr", "add", a.String()+"/24", "dev", bridge); err != nil {
 			return err
 		}
@@ -141,7 +142,7 @@ func startUpstream(ctx context.Context, cl *cleanup, cfg config) error {
 // dnsmasq, each on its own bridge address and port 53, with the same names
 // and the same upstream, and waits until each answers.
 func startServers(ctx context.Context, cl *cleanup, cfg config, names []benchName) ([]*server, error) {
-	st, err := startStack(cl, names)
+	st, err := startStack(cl, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -170,15 +171,35 @@ func endpoints(names []benchName) []netdns.Endpoint {
 	return eps
 }
 
-func startStack(cl *cleanup, names []benchName) (*server, error) {
-	s := netdns.New(netdns.Config{Upstreams: []netip.AddrPort{upstreamAddr}})
-	cl.add(s.Close)
-	s.SetTable(netdns.NewTable(endpoints(names)))
-	_, err := s.AddListener(netdns.Listener{Network: network, Addr: netip.AddrPortFrom(stackAddr, 53)})
+// startStack runs netdns in a process of its own (this program again, with
+// -serve-stack), so that its VmRSS is netdns's alone.
+func startStack(cl *cleanup, cfg config) (*server, error) {
+	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	return &server{name: "stack netdns", addr: stackAddr, stack: s, pid: os.Getpid()}, nil
+	cmd, err := startProc(cl, filepath.Join(cfg.dir, "stack.log"), self, "-serve-stack", "-names", strconv.Itoa(cfg.names))
+	if err != nil {
+		return nil, err
+	}
+	return &server{name: "stack netdns", addr: stackAddr, pid: cmd.Process.Pid}, nil
+}
+
+// serveStack is the -serve-stack process: netdns with the bench's names on
+// the stack address, forwarding to the bench's upstream, until SIGTERM.
+func serveStack(n int) error {
+	s := netdns.New(netdns.Config{Upstreams: []netip.AddrPort{upstreamAddr}})
+	defer s.Close()
+	s.SetTable(netdns.NewTable(endpoints(benchNames(n))))
+	if _, err := s.AddListener(netdns.Listener{Network: network, Addr: netip.AddrPortFrom(stackAddr, 53)}); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute) // bounded even if the bench is gone
+	defer cancel()
+	<-ctx.Done()
+	return nil
 }
 
 // startAardvark writes a netavark-style config directory and runs
