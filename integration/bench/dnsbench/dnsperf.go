@@ -243,7 +243,7 @@ func propagation(ctx context.Context, cl *cleanup, names []benchName) ([2]time.D
 	return [2]time.Duration{ds[len(ds)/2], ds[len(ds)-1]}, nil
 }
 
-func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration) {
+func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *daemonFigures) {
 	fmt.Fprintf(w, "\nDNS: dnsperf, %d local names, %d clients, peak over %s, latency at half the peak over %s\n",
 		cfg.names, cfg.clients, cfg.peakFor, cfg.halfFor)
 	fmt.Fprintf(w, "%-14s %-10s %10s %6s %10s %9s %9s %9s %8s  %s\n",
@@ -258,7 +258,12 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration) {
 	}
 	fmt.Fprintf(w, "stack netdns: a new name is answered %s after the table swap (median of 20; worst %s)\n", us(prop[0]), us(prop[1]))
 	fmt.Fprintln(w, "RSS: each server's own process after its runs (stack netdns alone, without the rest of the daemon);")
-	fmt.Fprintln(w, "     the resident memory of a whole `stack daemon` with 100 containers is not measured here.")
+	if df != nil {
+		fmt.Fprintf(w, "stack daemon: %d containers up (%d names served): VmRSS %.1f MB; its task event -> answer latency last %s, max %s\n",
+			df.containers, df.names, float64(df.rssKB)/1024, us(df.lastEvent), us(df.maxEvent))
+	} else {
+		fmt.Fprintln(w, "stack daemon: not measured (no -address containerd socket given)")
+	}
 	fmt.Fprintln(w, "p50/p99/max: from dnsperf -v's per-query latencies in the run at half the peak rate.")
 }
 

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -23,6 +24,9 @@ type config struct {
 	halfFor time.Duration // dnsperf -l for the latency run at half the peak
 	clients int           // dnsperf -c
 	dir     string        // scratch directory
+	// For the daemon's figures (left out when address is empty).
+	address, stack, images string
+	daemonN                int
 }
 
 func main() {
@@ -31,6 +35,10 @@ func main() {
 	flag.DurationVar(&cfg.peakFor, "l", 5*time.Second, "length of each peak run (at most 10s)")
 	flag.DurationVar(&cfg.halfFor, "half", 3*time.Second, "length of each half-rate latency run (at most 10s)")
 	flag.IntVar(&cfg.clients, "c", 8, "dnsperf clients")
+	flag.StringVar(&cfg.address, "address", os.Getenv("STACK_TEST_CONTAINERD"), "containerd socket for the daemon's memory with -daemon-n containers (empty: left out)")
+	flag.StringVar(&cfg.stack, "stack", "bin/stack", "stack binary")
+	flag.StringVar(&cfg.images, "images", "examples/images/out", "directory with busybox.oci.tar")
+	flag.IntVar(&cfg.daemonN, "daemon-n", 100, "containers up while the daemon's memory is read")
 	serve := flag.Bool("serve-stack", false, "internal: serve netdns with -names names until SIGTERM (the bench runs itself so)")
 	flag.Parse()
 	if *serve {
@@ -47,7 +55,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	for _, p := range []*string{&cfg.stack, &cfg.images} {
+		if abs, err := filepath.Abs(*p); err == nil {
+			*p = abs
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 	if err := run(ctx, cfg); err != nil {
 		cancel()
@@ -104,6 +117,15 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err != nil {
 		return fmt.Errorf("propagation: %w", err)
 	}
-	printTable(os.Stdout, cfg, rows, prop)
+	var df *daemonFigures
+	if cfg.address != "" {
+		fmt.Fprintf(os.Stderr, "dnsbench: stack daemon with %d containers\n", cfg.daemonN)
+		f, err := measureDaemon(ctx, cfg, cfg.daemonN)
+		if err != nil {
+			return fmt.Errorf("daemon with %d containers: %w", cfg.daemonN, err)
+		}
+		df = &f
+	}
+	printTable(os.Stdout, cfg, rows, prop, df)
 	return nil
 }

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// daemonFigures are what a real `stack daemon` reports with n containers up.
+type daemonFigures struct {
+	containers int
+	names      int           // names its DNS serves on the project's network
+	rssKB      int           // VmRSS of the daemon process
+	lastEvent  time.Duration // its own task event -> answers latency, last and max
+	maxEvent   time.Duration
+}
+
+type daemonStatus struct {
+	PID      int `json:"pid"`
+	Networks []struct {
+		Name  string            `json:"name"`
+		Names []json.RawMessage `json:"names"`
+	} `json:"networks"`
+	Refresh struct {
+		LastEventLatency time.Duration `json:"lastEventLatency"`
+		MaxEventLatency  time.Duration `json:"maxEventLatency"`
+	} `json:"refresh"`
+}
+
+// measureDaemon brings up n busybox services with the stack binary on the
+// given containerd (its own namespace and state directory), reads the
+// daemon's VmRSS and event-to-answer latency from `stack daemon status`,
+// and takes everything down again, the daemon included.
+func measureDaemon(ctx context.Context, cfg config, n int) (daemonFigures, error) {
+	f := daemonFigures{containers: n}
+	dir, err := os.MkdirTemp("", "dnsbench-daemon.")
+	if err != nil {
+		return f, err
+	}
+	defer os.RemoveAll(dir)
+	env := append(os.Environ(), "STACK_CONTAINERD_ADDRESS="+cfg.address, "STACK_NAMESPACE=bench-dns",
+		"STACK_STATE_DIR="+filepath.Join(dir, "state"), "COMPOSE_PROGRESS=quiet",
+		"STACK_DNS_UPSTREAMS="+upstreamAddr.String()) // never the host's resolver
+	stack := func(limit time.Duration, args ...string) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(ctx, limit)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, cfg.stack, args...)
+		cmd.Dir, cmd.Env = dir, env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("stack %s: %w: %s%s", strings.Join(args, " "), err, out.String(), errb.String())
+		}
+		return out.Bytes(), nil
+	}
+	if _, err := stack(time.Minute, "image", "load", "-i", filepath.Join(cfg.images, "busybox.oci.tar")); err != nil {
+		return f, err
+	}
+	var b strings.Builder
+	b.WriteString("name: dnsbench\nservices:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  s%d:\n    image: busybox\n    command: [sleep, \"3600\"]\n    stop_signal: SIGKILL\n", i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(b.String()), 0o644); err != nil {
+		return f, err
+	}
+	pid := 0
+	defer func() {
+		_, _ = stack(3*time.Minute, "down", "-v", "-t", "0")
+		stopDaemon(pid)
+	}()
+	if _, err := stack(5*time.Minute, "up", "-d"); err != nil {
+		return f, err
+	}
+	var st daemonStatus
+	// Bounded: 50 tries, 100 ms apart, until the daemon serves every name.
+	for range 50 {
+		out, err := stack(10*time.Second, "daemon", "status", "--format", "json")
+		if err != nil {
+			return f, err
+		}
+		if err := json.Unmarshal(out, &st); err != nil {
+			return f, fmt.Errorf("stack daemon status: %w", err)
+		}
+		pid = st.PID
+		f.names = 0
+		for _, nw := range st.Networks {
+			if strings.HasPrefix(nw.Name, "dnsbench") {
+				f.names += len(nw.Names)
+			}
+		}
+		if f.names >= n {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	f.rssKB = vmRSS(st.PID)
+	f.lastEvent, f.maxEvent = st.Refresh.LastEventLatency, st.Refresh.MaxEventLatency
+	return f, nil
+}
+
+// stopDaemon ends the daemon the bench started, and only it.
+func stopDaemon(pid int) {
+	if pid <= 1 {
+		return
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte("daemon")) {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for range 50 {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
