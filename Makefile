@@ -147,11 +147,12 @@ bench: deps build images
 	  apt-get update -qq; \
 	  apt-get install -y -qq --no-install-recommends "$${missing[@]}"; \
 	fi
-	@$(PRIVATE_CTD) \
-	$(GO) run ./integration/bench -address $$ctd/containerd.sock -stack $(CURDIR)/bin/stack -images $(CURDIR)/$(IMAGES_DIR) $(BENCH_FLAGS)
 	$(GO) build -o bin/dnsbench ./integration/bench/dnsbench
-	@# dnsbench removes its bridge and processes itself; the trap covers a kill -9.
-	@trap 'ip link del sbdnsbench0 2>/dev/null || true' EXIT; bin/dnsbench $(DNS_BENCH_FLAGS)
+	@# dnsbench removes its test bridge and stops what it started, also on
+	@# SIGINT/SIGTERM; a bridge left by a kill -9 goes at the next run.
+	@$(PRIVATE_CTD) \
+	$(GO) run ./integration/bench -address $$ctd/containerd.sock -stack $(CURDIR)/bin/stack -images $(CURDIR)/$(IMAGES_DIR) $(BENCH_FLAGS) && \
+	bin/dnsbench -address $$ctd/containerd.sock -stack $(CURDIR)/bin/stack -images $(CURDIR)/$(IMAGES_DIR) $(DNS_BENCH_FLAGS)
 
 clean:
 	rm -rf bin $(IMAGES_DIR)

@@ -257,12 +257,16 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 			r.server, r.workload, r.qps, r.lost, r.halfQPS, us(r.p50), us(r.p99), us(r.max), rss, r.rcodes)
 	}
 	fmt.Fprintf(w, "stack netdns: a new name is answered %s after the table swap (median of 20; worst %s)\n", us(prop[0]), us(prop[1]))
-	fmt.Fprintln(w, "RSS: each server's own process after its runs (stack netdns alone, without the rest of the daemon);")
-	if df != nil {
-		fmt.Fprintf(w, "stack daemon: %d containers up (%d names served): VmRSS %.1f MB; its task event -> answer latency last %s, max %s\n",
-			df.containers, df.names, float64(df.rssKB)/1024, us(df.lastEvent), us(df.maxEvent))
-	} else {
+	fmt.Fprintln(w, "RSS MB: VmRSS of each server's own process after its runs (stack netdns alone, not the whole daemon).")
+	switch {
+	case df == nil:
 		fmt.Fprintln(w, "stack daemon: not measured (no -address containerd socket given)")
+	case df.maxEvent == 0:
+		fmt.Fprintf(w, "stack daemon: %d containers up (%d names served): VmRSS %.1f MB (no event-to-answer latency recorded)\n",
+			df.containers, df.names, float64(df.rssKB)/1024)
+	default:
+		fmt.Fprintf(w, "stack daemon: %d containers up (%d names served): VmRSS %.1f MB; task event -> answer last %s, max %s\n",
+			df.containers, df.names, float64(df.rssKB)/1024, us(df.lastEvent), us(df.maxEvent))
 	}
 	fmt.Fprintln(w, "p50/p99/max: from dnsperf -v's per-query latencies in the run at half the peak rate.")
 }
