@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,13 +21,17 @@ type daemonFigures struct {
 	rssKB      int           // VmRSS of the daemon process
 	lastEvent  time.Duration // its own task event -> answers latency, last and max
 	maxEvent   time.Duration
+	// newAnswer is from `up -d` of one more service returning to the first
+	// answer with its name at the network's gateway; 0 when not measured.
+	newAnswer time.Duration
 }
 
 type daemonStatus struct {
 	PID      int `json:"pid"`
 	Networks []struct {
-		Name  string            `json:"name"`
-		Names []json.RawMessage `json:"names"`
+		Name   string            `json:"name"`
+		Listen string            `json:"listen"`
+		Names  []json.RawMessage `json:"names"`
 	} `json:"networks"`
 	Refresh struct {
 		LastEventLatency time.Duration `json:"lastEventLatency"`
@@ -63,47 +68,93 @@ func measureDaemon(ctx context.Context, cfg config, n int) (daemonFigures, error
 	if _, err := stack(time.Minute, "image", "load", "-i", filepath.Join(cfg.images, "busybox.oci.tar")); err != nil {
 		return f, err
 	}
-	var b strings.Builder
-	b.WriteString("name: dnsbench\nservices:\n")
-	for i := range n {
-		fmt.Fprintf(&b, "  s%d:\n    image: busybox\n    command: [sleep, \"3600\"]\n    stop_signal: SIGKILL\n", i)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(b.String()), 0o644); err != nil {
-		return f, err
-	}
 	pid := 0
 	defer func() {
 		_, _ = stack(3*time.Minute, "down", "-v", "-t", "0")
 		stopDaemon(pid)
 	}()
+	if err := writeDaemonProject(dir, n); err != nil {
+		return f, err
+	}
 	if _, err := stack(5*time.Minute, "up", "-d"); err != nil {
 		return f, err
 	}
-	var st daemonStatus
-	// Bounded: 50 tries, 100 ms apart, until the daemon serves every name.
-	for range 50 {
-		out, err := stack(10*time.Second, "daemon", "status", "--format", "json")
-		if err != nil {
-			return f, err
+	status := func(want int) (daemonStatus, int, error) {
+		var st daemonStatus
+		names := 0
+		// Bounded: 50 tries, 100 ms apart, until the daemon serves want names.
+		for range 50 {
+			out, err := stack(10*time.Second, "daemon", "status", "--format", "json")
+			if err != nil {
+				return st, 0, err
+			}
+			if err := json.Unmarshal(out, &st); err != nil {
+				return st, 0, fmt.Errorf("stack daemon status: %w", err)
+			}
+			pid = st.PID
+			names = 0
+			for _, nw := range st.Networks {
+				if strings.HasPrefix(nw.Name, "dnsbench") {
+					names += len(nw.Names)
+				}
+			}
+			if names >= want {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if err := json.Unmarshal(out, &st); err != nil {
-			return f, fmt.Errorf("stack daemon status: %w", err)
-		}
-		pid = st.PID
-		f.names = 0
-		for _, nw := range st.Networks {
-			if strings.HasPrefix(nw.Name, "dnsbench") {
-				f.names += len(nw.Names)
+		return st, names, nil
+	}
+	st, names, err := status(n)
+	if err != nil {
+		return f, err
+	}
+	f.names = names
+	f.rssKB = vmRSS(st.PID)
+	// One more service: how soon the daemon answers its name.
+	if err := writeDaemonProject(dir, n+1); err != nil {
+		return f, err
+	}
+	if _, err := stack(time.Minute, "up", "-d"); err != nil {
+		return f, err
+	}
+	upDone := time.Now()
+	if gw, ok := gateway(st); ok {
+		name := fmt.Sprintf("s%d", n)
+		for time.Since(upDone) < 2*time.Second && ctx.Err() == nil {
+			resp, err := askFrom(gw, name, 100*time.Millisecond)
+			if err == nil && len(resp.Answer) > 0 {
+				f.newAnswer = time.Since(upDone)
+				break
 			}
 		}
-		if f.names >= n {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	f.rssKB = vmRSS(st.PID)
+	st, _, err = status(names + 1)
+	if err != nil {
+		return f, err
+	}
 	f.lastEvent, f.maxEvent = st.Refresh.LastEventLatency, st.Refresh.MaxEventLatency
 	return f, nil
+}
+
+// gateway is the address the daemon serves the bench project's network on.
+func gateway(st daemonStatus) (netip.AddrPort, bool) {
+	for _, nw := range st.Networks {
+		if strings.HasPrefix(nw.Name, "dnsbench") {
+			ap, err := netip.ParseAddrPort(nw.Listen)
+			return ap, err == nil
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+func writeDaemonProject(dir string, n int) error {
+	var b strings.Builder
+	b.WriteString("name: dnsbench\nservices:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  s%d:\n    image: busybox\n    command: [sleep, \"3600\"]\n    stop_signal: SIGKILL\n", i)
+	}
+	return os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(b.String()), 0o644)
 }
 
 // stopDaemon ends the daemon the bench started, and only it.
