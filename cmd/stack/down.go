@@ -1,12 +1,12 @@
 package main
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stackdev/stack/compose"
+	"github.com/stackdev/stack/engine"
 	"github.com/stackdev/stack/reconcile"
 )
 
@@ -31,36 +31,9 @@ func newDownCommand(a *app) *cobra.Command {
 			} else if project, err = a.projectName(ctx); err != nil {
 				return err
 			}
-			c, err := a.client(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if !a.opts.dryRun {
-				unlock, err := a.lockProject(ctx, c, project)
-				if err != nil {
-					return err
-				}
-				defer unlock()
-			}
-			state, err := c.Observe(ctx, project)
-			if err != nil {
-				return err
-			}
-			plan, err := reconcile.ComputeDown(state, project, o, desired)
-			if err != nil {
-				return err
-			}
-			printWarnings(a, plan.Warnings)
-			if a.opts.dryRun {
-				fmt.Fprint(a.stdout, plan.String())
-				return nil
-			}
-			if plan.Empty() {
-				fmt.Fprintln(a.stdout, "nothing to do")
-				return nil
-			}
-			return a.apply(ctx, c, plan, "Running", true)
+			return a.applyProjectPlan(ctx, project, "Running", "nothing to do", func(st engine.State) (reconcile.Plan, error) {
+				return reconcile.ComputeDown(st, project, o, desired)
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&o.Volumes, "volumes", "v", false, "Remove named volumes declared in the volumes section of the Compose file")

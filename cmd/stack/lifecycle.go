@@ -73,31 +73,43 @@ func (a *app) runLifecycle(ctx context.Context, services []string, title string,
 	if err != nil {
 		return err
 	}
+	return a.applyProjectPlan(ctx, project, title, "", func(st engine.State) (reconcile.Plan, error) {
+		return compute(st, project)
+	})
+}
+
+// applyProjectPlan is the shape every command that changes a project from
+// its labels shares: take the project's lock, observe, plan, print the
+// warnings, then print the plan (--dry-run) or apply it. onEmpty is what
+// to say when there is nothing to do ("" says nothing).
+func (a *app) applyProjectPlan(ctx context.Context, project, title, onEmpty string, compute func(engine.State) (reconcile.Plan, error)) error {
 	c, err := a.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if !a.opts.dryRun {
-		unlock, err := a.lockProject(ctx, c, project)
-		if err != nil {
-			return err
-		}
-		defer unlock()
+	unlock, err := a.lockUnlessDryRun(ctx, c, project)
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	state, err := c.Observe(ctx, project)
 	if err != nil {
 		return err
 	}
-	plan, err := compute(state, project)
+	plan, err := compute(state)
 	if err != nil {
 		return err
 	}
+	printWarnings(a, plan.Warnings)
 	if a.opts.dryRun {
 		fmt.Fprint(a.stdout, plan.String())
 		return nil
 	}
 	if plan.Empty() {
+		if onEmpty != "" {
+			fmt.Fprintln(a.stdout, onEmpty)
+		}
 		return nil
 	}
 	return a.apply(ctx, c, plan, title, true)

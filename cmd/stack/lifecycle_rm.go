@@ -52,13 +52,11 @@ func (a *app) runRm(ctx context.Context, o rmOptions, services []string) error {
 		return err
 	}
 	defer c.Close()
-	if !a.opts.dryRun {
-		unlock, err := a.lockProject(ctx, c, project)
-		if err != nil {
-			return err
-		}
-		defer unlock()
+	unlock, err := a.lockUnlessDryRun(ctx, c, project)
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	if o.stop && !a.opts.dryRun {
 		state, err := c.Observe(ctx, project)
 		if err != nil {

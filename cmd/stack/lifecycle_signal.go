@@ -75,33 +75,22 @@ func newUnpauseCommand(a *app) *cobra.Command {
 // It goes on after a failure and returns every error.
 func (a *app) eachContainer(ctx context.Context, services []string, keep func(engine.Container) bool, doing, done string,
 	do func(context.Context, *ctrd.Client, string) error) error {
-	project, err := a.checkServices(ctx, services)
-	if err != nil {
-		return err
-	}
-	c, err := a.client(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctrs, err := a.selectContainers(ctx, c, project, services, false, keep)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, ctr := range ctrs {
-		if a.opts.dryRun {
-			fmt.Fprintf(a.stderr, "DRY-RUN MODE - Container %s  %s\n", ctr.Name, doing)
-			continue
+	return a.withContainers(ctx, services, keep, func(c *ctrd.Client, ctrs []engine.Container) error {
+		var errs []error
+		for _, ctr := range ctrs {
+			if a.opts.dryRun {
+				fmt.Fprintf(a.stderr, "DRY-RUN MODE - Container %s  %s\n", ctr.Name, doing)
+				continue
+			}
+			if err := do(ctx, c, ctr.ID); err != nil {
+				fmt.Fprintf(a.stderr, " Container %s  Error\n", ctr.Name)
+				errs = append(errs, fmt.Errorf("%s: %w", ctr.Name, err))
+				continue
+			}
+			fmt.Fprintf(a.stderr, " Container %s  %s\n", ctr.Name, done)
 		}
-		if err := do(ctx, c, ctr.ID); err != nil {
-			fmt.Fprintf(a.stderr, " Container %s  Error\n", ctr.Name)
-			errs = append(errs, fmt.Errorf("%s: %w", ctr.Name, err))
-			continue
-		}
-		fmt.Fprintf(a.stderr, " Container %s  %s\n", ctr.Name, done)
-	}
-	return errors.Join(errs...)
+		return errors.Join(errs...)
+	})
 }
 
 // removeOrphans removes the project's containers of services the compose

@@ -165,13 +165,11 @@ func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
 		return err
 	}
 	defer c.Close()
-	if !a.opts.dryRun {
-		unlock, err := a.lockProject(ctx, c, desired.Project)
-		if err != nil {
-			return err
-		}
-		defer unlock()
+	unlock, err := a.lockUnlessDryRun(ctx, c, desired.Project)
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	state, err := c.Observe(ctx, desired.Project)
 	if err != nil {
 		return err
@@ -191,8 +189,9 @@ func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
 		return nil
 	}
 	if cv.plan.Empty() {
+		// Nothing changed, so the daemon's names are current; a.client
+		// already brought it back if it had died.
 		fmt.Fprintln(a.stdout, "nothing to do")
-		a.serveNames(ctx, desired)
 		return a.upWaitIf(ctx, c, desired, f)
 	}
 	if err := preflight(ctx, c, cv.plan); err != nil {
@@ -253,6 +252,15 @@ func (a *app) pullFirst(ctx context.Context, c *ctrd.Client, desired compose.Des
 	}
 	f.pull = string(engine.PullMissing)
 	return c.Observe(ctx, desired.Project)
+}
+
+// lockUnlessDryRun takes the project's lock for a command that changes it;
+// a dry run changes nothing, so it neither takes the lock nor waits for it.
+func (a *app) lockUnlessDryRun(ctx context.Context, c *ctrd.Client, project string) (func(), error) {
+	if a.opts.dryRun {
+		return func() {}, nil
+	}
+	return a.lockProject(ctx, c, project)
 }
 
 func (a *app) lockProject(ctx context.Context, c *ctrd.Client, project string) (func(), error) {
