@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -50,7 +51,26 @@ func (a *app) loadProject(ctx context.Context, services []string, scale map[stri
 	if err != nil {
 		return compose.Desired{}, err
 	}
-	return compose.Load(ctx, opts)
+	return compose.LoadCached(ctx, opts, a.loadCache())
+}
+
+// loadCache is where loaded projects are cached, keyed also by this very
+// binary (a rebuilt or upgraded stack never reuses an entry).
+// STACK_LOAD_CACHE=off turns it off.
+func (a *app) loadCache() compose.Cache {
+	if os.Getenv("STACK_LOAD_CACHE") == "off" {
+		return compose.Cache{}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return compose.Cache{}
+	}
+	info, err := os.Stat(exe)
+	if err != nil {
+		return compose.Cache{}
+	}
+	salt := fmt.Sprintf("%s %s %d %d", clientVersion(), exe, info.Size(), info.ModTime().UnixNano())
+	return compose.Cache{Dir: filepath.Join(a.opts.stateDir, "cache", "load"), Salt: salt}
 }
 
 // projectName resolves the project name for commands that work from
