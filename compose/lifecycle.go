@@ -12,7 +12,11 @@ import (
 )
 
 // restart is the restart policy, stored for the daemon to enforce.
+// deploy.restart_policy wins over restart, as in docker compose.
 func (b *serviceBuilder) restart() engine.RestartPolicy {
+	if b.s.Deploy != nil && b.s.Deploy.RestartPolicy != nil {
+		return b.deployRestart(b.s.Deploy.RestartPolicy)
+	}
 	name, arg, _ := strings.Cut(b.s.Restart, ":")
 	switch name {
 	case "", "no":
@@ -32,6 +36,28 @@ func (b *serviceBuilder) restart() engine.RestartPolicy {
 	}
 	b.problem("restart", "%q is not a restart policy (use no, always, on-failure[:N] or unless-stopped)", b.s.Restart)
 	return engine.RestartPolicy{Name: "no"}
+}
+
+// deployRestart maps deploy.restart_policy: condition any (the default),
+// on-failure or none, with max_attempts, delay and window kept for the
+// daemon.
+func (b *serviceBuilder) deployRestart(p *types.RestartPolicy) engine.RestartPolicy {
+	r := engine.RestartPolicy{Delay: duration(p.Delay), Window: duration(p.Window)}
+	if p.MaxAttempts != nil {
+		r.MaxAttempts = int(*p.MaxAttempts)
+	}
+	switch p.Condition {
+	case "", "any", "always":
+		r.Name = "always"
+	case "on-failure":
+		r.Name = "on-failure"
+	case "none", "no":
+		r.Name = "no"
+	default:
+		b.problem("deploy.restart_policy.condition", "%q is not a restart condition (use none, on-failure or any)", p.Condition)
+		r.Name = "no"
+	}
+	return r
 }
 
 // health is the healthcheck, nil when the service declares none (the

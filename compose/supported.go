@@ -26,7 +26,7 @@ import (
 // pull_policy: build (stack runs images), develop, provider, pre_start /
 // post_start / pre_stop hooks, links and external_links (names come from
 // DNS), platform, runtime, isolation, gpus, deploy.placement / mode global /
-// restart_policy / update_config / labels, blkio_config, cgroup*, cpu_period
+// update_config / labels, blkio_config, cgroup*, cpu_period
 // / cpu_quota / cpu_rt_*, mem_swappiness, oom_*, userns_mode, uts, umask,
 // storage_opt, mac_address, credential_spec, device_cgroup_rules,
 // use_api_socket, models, volumes[].image / subpath / bind.selinux, network
@@ -88,6 +88,8 @@ var supportedServiceKeys = []string{
 	"deploy.resources.limits.cpus", "deploy.resources.limits.memory",
 	"deploy.resources.limits.pids", "deploy.resources.reservations",
 	"deploy.resources.reservations.cpus", "deploy.resources.reservations.memory",
+	"deploy.restart_policy", "deploy.restart_policy.condition", "deploy.restart_policy.delay",
+	"deploy.restart_policy.max_attempts", "deploy.restart_policy.window",
 	// security
 	"cap_add", "cap_drop", "privileged", "read_only", "security_opt", "sysctls", "sysctls.*",
 	"ipc", "pid",

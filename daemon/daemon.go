@@ -122,7 +122,10 @@ type Daemon struct {
 	resolv    netdns.ResolvConf
 	resolvErr string
 
-	health healthRunners // owned by the refresh loop
+	health   healthRunners  // owned by the refresh loop
+	restarts restartRunners // owned by the refresh loop
+	// restartStatus is the restarts' copy for status.
+	restartStatus []RestartStatus
 }
 
 type listenState struct {
@@ -160,6 +163,7 @@ func (d *Daemon) Run(ctx context.Context, api net.Listener) error {
 	defer wg.Wait()
 	defer cancel()
 	defer d.stopHealth()
+	defer d.stopRestarts()
 	wg.Go(func() { d.follow(ctx) })
 	gone := make(chan struct{})
 	wg.Go(func() { d.watch(ctx, watchEvery, gone) })
@@ -321,6 +325,7 @@ func (d *Daemon) refresh(ctx context.Context) {
 	d.syncListeners(Listeners(st, uint16(d.cfg.DNSPort)))
 	d.applyUpstreams()
 	d.syncHealth(ctx, st)
+	d.syncRestarts(ctx, st)
 	d.recordRefresh(start, event, nil)
 }
 

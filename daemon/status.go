@@ -23,6 +23,17 @@ type Status struct {
 	DNS           netdns.Stats     `json:"dns"`
 	Refresh       RefreshStats     `json:"refresh"`
 	EventsErr     string           `json:"eventsError,omitempty"`
+	// Restarts are the containers with a restart policy.
+	Restarts []RestartStatus `json:"restarts,omitempty"`
+}
+
+// RestartStatus is one container's restart policy as the daemon enforces it.
+type RestartStatus struct {
+	Container string    `json:"container"`
+	Policy    string    `json:"policy"`
+	Count     int       `json:"count"`          // restarts since the user's last start
+	Last      string    `json:"last,omitempty"` // the last decision, why
+	Next      time.Time `json:"next,omitzero"`  // when a scheduled restart runs
 }
 
 // NetworkStatus is one network as the DNS server serves it.
@@ -68,6 +79,7 @@ func (d *Daemon) Status() Status {
 		Info: d.cfg.Info, PID: os.Getpid(), Since: d.since,
 		DNS: d.dns.Stats(), Refresh: d.stats, EventsErr: d.eventsErr,
 		UpstreamsFrom: d.cfg.ResolvConf, UpstreamsErr: d.resolvErr,
+		Restarts: d.restartStatus,
 	}
 	if len(d.cfg.Upstreams) > 0 {
 		st.UpstreamsFrom = "config"

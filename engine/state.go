@@ -50,6 +50,16 @@ type Container struct {
 	// (network name → aliases, as created), for the DNS server.
 	Aliases  map[string][]string
 	Hostname string // as the container sees it (the service's, else the short ID)
+
+	// FinishedAt is when the last run ended (zero while it runs).
+	FinishedAt time.Time
+	// Restart is the policy the container was created with; RestartCount
+	// how many times the daemon restarted it since the user last started
+	// it; UserStopped that the user stopped or killed it (stop, kill, down,
+	// Ctrl-C), so no policy restarts it until the user starts it again.
+	Restart      RestartPolicy
+	RestartCount int
+	UserStopped  bool
 }
 
 // Network is one observed network.

@@ -357,12 +357,26 @@ func ms(d time.Duration) string {
 // ensures the daemon runs (STACK_DAEMON=off opts out). A daemon that cannot
 // start does not fail the command (the containers run); it is a warning.
 func (a *app) serveNames(ctx context.Context, desired compose.Desired) {
-	if len(desired.Networks) == 0 || os.Getenv("STACK_DAEMON") == "off" {
+	if (len(desired.Networks) == 0 && !restartsAny(desired)) || os.Getenv("STACK_DAEMON") == "off" {
 		return
 	}
 	if err := a.ensureDaemon(ctx); err != nil {
 		a.daemonNote("warning", "service names will not resolve: "+err.Error())
 	}
+}
+
+// The daemon enforces restart policies through the engine's client.
+var _ daemon.Restarter = (*ctrd.Client)(nil)
+
+// restartsAny reports whether a container has a restart policy, which the
+// daemon enforces even without networks to serve names on.
+func restartsAny(desired compose.Desired) bool {
+	for _, c := range desired.Containers {
+		if c.Restart.Name != "" && c.Restart.Name != "no" {
+			return true
+		}
+	}
+	return false
 }
 
 // daemonNote tells the user about the daemon on stderr in the progress

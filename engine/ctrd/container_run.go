@@ -26,6 +26,9 @@ type runRecord struct {
 	FinishedAt  time.Time            `json:"finishedAt,omitzero"`
 	ExitCode    int                  `json:"exitCode"`
 	Exited      bool                 `json:"exited,omitempty"` // stopped by stack, task deleted
+	// RestartCount is how many times the daemon restarted the container
+	// for its policy since the user last started it.
+	RestartCount int `json:"restartCount,omitempty"`
 }
 
 func (c *Client) runPath(id string) string { return c.containerDir(id, "run.json") }

@@ -27,7 +27,9 @@ func ParseSignal(name string) (syscall.Signal, error) {
 
 // KillContainer sends sig to the container's running (or paused) task.
 // The task exits on its own terms; the network stays until the next start
-// or stop tidies it, as after any exit.
+// or stop tidies it, as after any exit. As with docker kill, the container
+// is marked stopped by the user first, whatever the signal: its restart
+// policy no longer applies until the user starts it again.
 func (c *Client) KillContainer(ctx context.Context, id string, sig syscall.Signal) error {
 	task, st, err := c.liveTask(ctx, id)
 	if err != nil {
@@ -35,6 +37,9 @@ func (c *Client) KillContainer(ctx context.Context, id string, sig syscall.Signa
 	}
 	if st != containerd.Running && st != containerd.Paused {
 		return fmt.Errorf("kill container %s: %w", id, ErrNotRunning)
+	}
+	if err := c.markUserStop(id, "kill"); err != nil {
+		return fmt.Errorf("kill container %s: %w", id, err)
 	}
 	if err := task.Kill(ctx, sig); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("kill container %s: send %v: %w", id, sig, err)

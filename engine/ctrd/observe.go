@@ -1,6 +1,7 @@
 package ctrd
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,35 +22,78 @@ import (
 // project label, or every stack container for ""), one tasks list, the run
 // records, and the network and volume records. Networks and volumes are
 // returned for every project, so that external ones (created by another
-// project) are visible: filter them by Project.
+// project) are visible: filter them by Project. The three containerd reads
+// go out at once: the tasks list alone asks every shim for its state, and
+// is most of Observe's time.
 func (c *Client) Observe(ctx context.Context, project string) (engine.State, error) {
 	filter := fmt.Sprintf("labels.%q", engine.LabelName)
 	if project != "" {
 		filter = fmt.Sprintf("labels.%q==%s", engine.LabelProject, strconv.Quote(project))
 	}
-	list, err := c.ctr.ContainerService().List(ctx, filter)
-	if err != nil {
-		return engine.State{}, fmt.Errorf("observe: list containers: %w", err)
+	var (
+		wg                sync.WaitGroup
+		procs             map[string]*task.Process
+		images            map[string]string
+		taskErr, imageErr error
+		st                engine.State
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		procs, taskErr = c.taskList(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		images, imageErr = c.ImageDigests(ctx)
+	}()
+	list, listErr := c.ctr.ContainerService().List(ctx, filter)
+	var decoded []decodedContainer
+	if listErr == nil {
+		decoded = c.decodeContainers(list) // while the tasks list is still out
 	}
-	procs, err := c.taskList(ctx)
-	if err != nil {
+	recordsErr := c.observeRecords(&st)
+	wg.Wait()
+	if listErr != nil {
+		return engine.State{}, fmt.Errorf("observe: list containers: %w", listErr)
+	}
+	if err := cmp.Or(taskErr, imageErr, recordsErr); err != nil {
 		return engine.State{}, err
 	}
-	var st engine.State
-	st.Containers = c.observeContainers(list, procs)
-	if err := c.observeRecords(&st); err != nil {
-		return st, err
-	}
-	if st.Images, err = c.ImageDigests(ctx); err != nil {
-		return st, err
-	}
+	st.Containers = c.withTasks(decoded, procs)
+	st.Images = images
 	return st, nil
 }
 
-// observeContainers decodes the containers on every CPU: decoding JSON and
+// decodedContainer is a container as its record and run record tell it,
+// before its task's state is known.
+type decodedContainer struct {
+	ctr  engine.Container
+	spec engine.ContainerSpec
+	run  runRecord
+}
+
+// withTasks adds each task's state (and, for running containers, their
+// health) to the decoded containers.
+func (c *Client) withTasks(decoded []decodedContainer, procs map[string]*task.Process) []engine.Container {
+	out := make([]engine.Container, 0, len(decoded))
+	for _, d := range decoded {
+		if d.ctr.Name == "" {
+			continue // not a stack container
+		}
+		ctr := d.ctr
+		applyTask(&ctr, procs[ctr.ID], d.run)
+		if ctr.Status == engine.StatusRunning {
+			ctr.Health = c.observedHealth(ctr.ID, d.spec, d.run.StartedAt)
+		}
+		out = append(out, ctr)
+	}
+	return out
+}
+
+// decodeContainers decodes the containers on every CPU: decoding JSON and
 // reading run records is most of Observe's own time.
-func (c *Client) observeContainers(list []containers.Container, procs map[string]*task.Process) []engine.Container {
-	out := make([]engine.Container, len(list))
+func (c *Client) decodeContainers(list []containers.Container) []decodedContainer {
+	out := make([]decodedContainer, len(list))
 	var wg sync.WaitGroup
 	workers := min(runtime.NumCPU(), len(list))
 	for w := 0; w < workers; w++ {
@@ -57,18 +101,12 @@ func (c *Client) observeContainers(list []containers.Container, procs map[string
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(list); i += workers {
-				out[i] = c.observeContainer(list[i], procs[list[i].ID])
+				out[i] = c.decodeContainer(list[i])
 			}
 		}()
 	}
 	wg.Wait()
-	kept := out[:0]
-	for _, ctr := range out {
-		if ctr.Name != "" {
-			kept = append(kept, ctr)
-		}
-	}
-	return kept
+	return out
 }
 
 func (c *Client) taskList(ctx context.Context) (map[string]*task.Process, error) {
@@ -107,7 +145,7 @@ func (c *Client) observeRecords(st *engine.State) error {
 	return nil
 }
 
-func (c *Client) observeContainer(info containers.Container, proc *task.Process) engine.Container {
+func (c *Client) decodeContainer(info containers.Container) decodedContainer {
 	l := info.Labels
 	n, _ := strconv.Atoi(l[engine.LabelNumber])
 	ctr := engine.Container{
@@ -152,11 +190,8 @@ func (c *Client) observeContainer(info containers.Container, proc *task.Process)
 			ctr.Addresses[a.Network] = a.IPv4
 		}
 	}
-	applyTask(&ctr, proc, rr)
-	if ctr.Status == engine.StatusRunning {
-		ctr.Health = c.observedHealth(info.ID, spec, rr.StartedAt)
-	}
-	return ctr
+	ctr.Restart, ctr.RestartCount, ctr.UserStopped = spec.Restart, rr.RestartCount, c.UserStopped(info.ID)
+	return decodedContainer{ctr: ctr, spec: spec, run: rr}
 }
 
 // processCommand is the command line the container runs, from the
@@ -185,7 +220,7 @@ func processCommand(info containers.Container) string {
 func applyTask(ctr *engine.Container, proc *task.Process, rr runRecord) {
 	if proc == nil {
 		if rr.Exited {
-			ctr.Status, ctr.ExitCode = engine.StatusExited, rr.ExitCode
+			ctr.Status, ctr.ExitCode, ctr.FinishedAt = engine.StatusExited, rr.ExitCode, rr.FinishedAt
 		}
 		return
 	}
@@ -196,6 +231,9 @@ func applyTask(ctr *engine.Container, proc *task.Process, rr runRecord) {
 		ctr.Status, ctr.Pid = engine.StatusPaused, int(proc.Pid)
 	case task.Status_STOPPED:
 		ctr.Status, ctr.ExitCode = engine.StatusExited, int(proc.ExitStatus)
+		if proc.ExitedAt != nil {
+			ctr.FinishedAt = proc.ExitedAt.AsTime()
+		}
 	case task.Status_CREATED:
 		ctr.Status = engine.StatusCreated
 	default:

@@ -25,30 +25,43 @@ const killWait = 10 * time.Second
 
 // StartContainer creates the network namespace, attaches the container to
 // its networks in priority order, then creates and starts the task. A
-// running container is left alone; an exited one is started again.
-func (c *Client) StartContainer(ctx context.Context, id string) (retErr error) {
+// running container is left alone; an exited one is started again. A start
+// by the user clears the user-stop mark and the restart count.
+func (c *Client) StartContainer(ctx context.Context, id string) error {
 	unlock, err := c.lockContainer(ctx, id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	if _, err := c.startTask(ctx, id, func(rr *runRecord) { rr.RestartCount = 0 }); err != nil {
+		return err
+	}
+	return c.clearUserStop(id)
+}
+
+// startTask starts container id's task (the caller holds its lock): the
+// exited task and its network are torn down (CNI DEL, netns removed), the
+// network set up anew (netns, CNI ADD) and a new task started. onStart
+// updates the run record saved once the task runs. started is false when a
+// task was already running.
+func (c *Client) startTask(ctx context.Context, id string, onStart func(*runRecord)) (started bool, retErr error) {
 	ctr, err := c.ctr.LoadContainer(ctx, id)
 	if err != nil {
-		return fmt.Errorf("start container %s: %w", id, err)
+		return false, fmt.Errorf("start container %s: %w", id, err)
 	}
 	spec, err := c.loadSpec(ctx, id)
 	if err != nil {
-		return fmt.Errorf("start container %s: %w", id, err)
+		return false, fmt.Errorf("start container %s: %w", id, err)
 	}
 	if err := c.checkJoinedNetNS(ctx, spec); err != nil {
-		return fmt.Errorf("start container %s: %w", spec.Name, err)
+		return false, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
 	if done, err := c.reuseTask(ctx, ctr); done || err != nil {
-		return err
+		return false, err
 	}
 	rr, err := c.loadRun(id)
 	if err != nil {
-		return fmt.Errorf("start container %s: %w", spec.Name, err)
+		return false, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
 	defer func() {
 		if retErr != nil {
@@ -56,18 +69,19 @@ func (c *Client) StartContainer(ctx context.Context, id string) (retErr error) {
 		}
 	}()
 	if err := c.setupNetwork(ctx, id, spec, &rr); err != nil {
-		return fmt.Errorf("start container %s: %w", spec.Name, err)
+		return false, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
 	task, err := ctr.NewTask(ctx, c.taskIO(id, spec))
 	if err != nil {
-		return fmt.Errorf("start container %s: %w", spec.Name, err)
+		return false, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
 	if err := task.Start(ctx); err != nil {
 		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
-		return fmt.Errorf("start container %s: %w", spec.Name, err)
+		return false, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
 	rr.StartedAt, rr.FinishedAt, rr.ExitCode, rr.Exited = time.Now().UTC(), time.Time{}, 0, false
-	return c.saveRun(id, rr)
+	onStart(&rr)
+	return true, c.saveRun(id, rr)
 }
 
 // checkJoinedNetNS makes sure that the container whose network this one
@@ -173,12 +187,17 @@ func (c *Client) containerLock(id string) string {
 	return c.stateDir("locks", "containers", id+".lock")
 }
 
+// stopContainer marks the container stopped by the user before it signals
+// the task, so that the daemon never restarts it for its policy.
 func (c *Client) stopContainer(ctx context.Context, id string, timeout time.Duration) error {
 	ctr, err := c.ctr.LoadContainer(ctx, id)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("stop container %s: %w", id, err)
 	}
 	if err == nil {
+		if err := c.markUserStop(id, "stop"); err != nil {
+			return fmt.Errorf("stop container %s: %w", id, err)
+		}
 		if err := c.stopTask(ctx, ctr, timeout); err != nil {
 			return fmt.Errorf("stop container %s: %w", id, err)
 		}

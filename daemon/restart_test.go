@@ -1,0 +1,268 @@
+package daemon
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stackdev/stack/engine"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func policy(name string, max int) engine.RestartPolicy {
+	return engine.RestartPolicy{Name: name, MaxAttempts: max}
+}
+
+// The restart policies, read as a specification: which exit restarts, after
+// how long, and what is remembered.
+func TestDecideRestartsAsThePolicySays(t *testing.T) {
+	crash := Exit{Code: 1, Ran: 300 * time.Millisecond}
+	clean := Exit{Code: 0, Ran: 300 * time.Millisecond}
+	gone := Exit{TaskGone: true}
+	cases := []struct {
+		name    string
+		policy  engine.RestartPolicy
+		exit    Exit
+		hist    History
+		restart bool
+		delay   time.Duration
+		reason  string
+	}{
+		{"no never restarts", policy("no", 0), crash, History{}, false, 0, "restart: no"},
+		{"an empty policy is no", policy("", 0), crash, History{}, false, 0, "restart: no"},
+		{"always restarts a crash after 100ms", policy("always", 0), crash, History{}, true, 100 * time.Millisecond, "always: exited 1"},
+		{"always restarts a clean exit", policy("always", 0), clean, History{}, true, 100 * time.Millisecond, "always: exited 0"},
+		{"unless-stopped restarts a crash", policy("unless-stopped", 0), crash, History{}, true, 100 * time.Millisecond, "unless-stopped: exited 1"},
+		{"on-failure restarts a crash", policy("on-failure", 0), crash, History{}, true, 100 * time.Millisecond, "on-failure: exited 1"},
+		{"on-failure leaves a clean exit", policy("on-failure", 0), clean, History{}, false, 0, "on-failure: exited 0"},
+		{"on-failure:3 restarts the third time", policy("on-failure", 3), crash, History{Count: 2, Delay: 200 * time.Millisecond}, true, 400 * time.Millisecond, "on-failure: exited 1"},
+		{"on-failure:3 gives up after three", policy("on-failure", 3), crash, History{Count: 3, Delay: 400 * time.Millisecond}, false, 0, "gave up after 3 restarts"},
+		{"on-failure without a count never gives up", policy("on-failure", 0), crash, History{Count: 1000, Delay: time.Minute}, true, time.Minute, "on-failure: exited 1"},
+		{"the user's stop wins over always", policy("always", 0), Exit{Code: 137, UserStopped: true}, History{}, false, 0, "stopped by the user"},
+		{"the user's stop wins over unless-stopped", policy("unless-stopped", 0), Exit{Code: 0, UserStopped: true}, History{}, false, 0, "stopped by the user"},
+		{"the user's stop wins over on-failure", policy("on-failure", 0), Exit{Code: 137, UserStopped: true}, History{}, false, 0, "stopped by the user"},
+		{"reboot: always comes back at once", policy("always", 0), gone, History{}, true, 0, "always: the task is gone"},
+		{"reboot: unless-stopped comes back at once", policy("unless-stopped", 0), gone, History{Delay: time.Second}, true, 0, "unless-stopped: the task is gone"},
+		{"reboot: on-failure does not come back", policy("on-failure", 0), gone, History{}, false, 0, "on-failure: the task is gone, its exit code unknown"},
+		{"reboot: no does not come back", policy("no", 0), gone, History{}, false, 0, "restart: no"},
+		{"reboot: a user-stopped always stays stopped", policy("always", 0), Exit{TaskGone: true, UserStopped: true}, History{}, false, 0, "stopped by the user"},
+		{"an unknown policy does not restart", policy("sometimes", 0), crash, History{}, false, 0, `unknown restart policy "sometimes"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := Decide(c.policy, c.exit, c.hist, t0)
+			if got.Restart != c.restart || got.Delay != c.delay || got.Reason != c.reason {
+				t.Errorf("Decide = restart %v after %s (%q), want %v after %s (%q)", got.Restart, got.Delay, got.Reason, c.restart, c.delay, c.reason)
+			}
+			if !got.Restart && !slices.Equal(got.Next.Recent, c.hist.Recent) || !got.Restart && got.Next.Count != c.hist.Count {
+				t.Errorf("a refusal changed the history: %+v -> %+v", c.hist, got.Next)
+			}
+			if got.Restart && got.Next.Count != c.hist.Count+1 {
+				t.Errorf("restart count %d -> %d, want one more", c.hist.Count, got.Next.Count)
+			}
+		})
+	}
+}
+
+// Docker's backoff: 100 ms, doubling on each quick crash, capped at a
+// minute; a run of 10 s or more starts over at 100 ms.
+func TestDecideBacksOffExponentiallyAndResetsAfterTenSecondsOfRunning(t *testing.T) {
+	p := policy("always", 0)
+	var h History
+	var delays []time.Duration
+	for range 12 {
+		d := Decide(p, Exit{Code: 1, Ran: time.Second}, h, t0)
+		delays = append(delays, d.Delay)
+		h = d.Next
+	}
+	want := []time.Duration{100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 60000, 60000}
+	for i := range want {
+		want[i] *= time.Millisecond
+	}
+	if !slices.Equal(delays, want) {
+		t.Errorf("delays = %v, want %v", delays, want)
+	}
+	if d := Decide(p, Exit{Code: 1, Ran: 10 * time.Second}, h, t0); d.Delay != 100*time.Millisecond {
+		t.Errorf("after a 10s run the delay is %s, want 100ms", d.Delay)
+	}
+	if d := Decide(p, Exit{Code: 1, Ran: 9 * time.Second}, h, t0); d.Delay != time.Minute {
+		t.Errorf("after a 9s run the delay is %s, want the capped minute", d.Delay)
+	}
+}
+
+// deploy.restart_policy: delay replaces the backoff, max_attempts applies
+// to any condition and, with a window, counts only the restarts within it.
+func TestDecideHonoursDeployDelayMaxAttemptsAndWindow(t *testing.T) {
+	p := engine.RestartPolicy{Name: "always", MaxAttempts: 2, Delay: 3 * time.Second, Window: time.Minute}
+	crash := Exit{Code: 1, Ran: time.Second}
+	var h History
+	now := t0
+	for i := range 2 {
+		d := Decide(p, crash, h, now)
+		if !d.Restart || d.Delay != 3*time.Second {
+			t.Fatalf("restart %d: %+v, want one after the fixed 3s delay", i+1, d)
+		}
+		h, now = d.Next, now.Add(5*time.Second)
+	}
+	if d := Decide(p, crash, h, now); d.Restart || d.Reason != "gave up after 2 restarts" {
+		t.Errorf("third restart within the window: %+v, want refused", d)
+	}
+	later := t0.Add(2 * time.Minute)
+	if d := Decide(p, crash, h, later); !d.Restart || len(d.Next.Recent) != 1 {
+		t.Errorf("once the window passed: %+v, want a restart counting one in the window", d)
+	}
+	noWindow := engine.RestartPolicy{Name: "on-failure", MaxAttempts: 2}
+	if d := Decide(noWindow, crash, History{Count: 2}, later); d.Restart {
+		t.Errorf("without a window every restart counts: %+v", d)
+	}
+}
+
+func ctr(name, project, service, deps string) engine.Container {
+	c := engine.Container{ID: name + "-id", Name: name, Project: project, Service: service, Labels: map[string]string{}}
+	if deps != "" {
+		c.Labels[engine.LabelDependsOn] = deps
+	}
+	return c
+}
+
+func containerNames(cs []engine.Container) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// After a reboot, containers come back after the ones they depend on: in
+// rounds, each starting (by name) the containers whose dependencies are up;
+// a cycle is broken last, by name.
+func TestRestartOrderFollowsDependsOn(t *testing.T) {
+	cs := []engine.Container{
+		ctr("p-web-1", "p", "web", "api:service_started:false,cache:service_healthy:true"),
+		ctr("p-api-1", "p", "api", "db:service_healthy:false"),
+		ctr("p-api-2", "p", "api", "db:service_healthy:false"),
+		ctr("p-db-1", "p", "db", ""),
+		ctr("p-cache-1", "p", "cache", ""),
+		ctr("q-web-1", "q", "web", "db:service_started:false"), // q's db is not restarting
+		ctr("a-x-1", "a", "x", "y:service_started:false"),
+		ctr("a-y-1", "a", "y", "x:service_started:false"), // a cycle
+	}
+	got := containerNames(restartOrder(cs))
+	want := []string{"p-cache-1", "p-db-1", "q-web-1", "p-api-1", "p-api-2", "p-web-1", "a-x-1", "a-y-1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("order = %v\nwant    %v", got, want)
+	}
+}
+
+// restartSource is a fake engine whose AutoRestart starts the container
+// again in the observed state, as engine/ctrd does.
+type restartSource struct {
+	*fakeSource
+	mu       sync.Mutex
+	restarts map[string][]time.Time
+	order    []string
+}
+
+func (r *restartSource) AutoRestart(ctx context.Context, id string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.restarts[id] = append(r.restarts[id], time.Now())
+	r.order = append(r.order, id)
+	r.fakeSource.mu.Lock()
+	defer r.fakeSource.mu.Unlock()
+	for i, c := range r.st.Containers {
+		if c.ID == id {
+			if c.UserStopped {
+				return false, nil
+			}
+			c.Status, c.StartedAt, c.RestartCount = engine.StatusRunning, time.Now(), c.RestartCount+1
+			r.st.Containers[i] = c
+		}
+	}
+	return true, nil
+}
+
+func (r *restartSource) count(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.restarts[id])
+}
+
+// exit makes container id's task exit with code, as the engine would tell.
+func (r *restartSource) exit(id string, code int, userStopped bool) {
+	r.fakeSource.mu.Lock()
+	for i, c := range r.st.Containers {
+		if c.ID == id {
+			c.Status, c.ExitCode, c.FinishedAt, c.UserStopped = engine.StatusExited, code, time.Now(), userStopped
+			r.st.Containers[i] = c
+		}
+	}
+	r.fakeSource.mu.Unlock()
+	r.events <- engine.Event{Topic: engine.TopicTaskExit, ContainerID: id}
+}
+
+// The daemon restarts on the exit event with the backoff, counts, stops at
+// on-failure's limit and never restarts what the user stopped.
+func TestDaemonRestartsOnExitWithBackoffButNotAUserStop(t *testing.T) {
+	crasher := engine.Container{ID: "c", Name: "p-crash-1", Status: engine.StatusRunning, StartedAt: time.Now(), Restart: policy("on-failure", 2)}
+	always := engine.Container{ID: "a", Name: "p-always-1", Status: engine.StatusRunning, StartedAt: time.Now(), Restart: policy("always", 0)}
+	src := &restartSource{fakeSource: newFakeSource(engine.State{Containers: []engine.Container{crasher, always}}), restarts: map[string][]time.Time{}}
+	d := startDaemon(t, src, Config{})
+	exited := time.Now()
+	src.exit("c", 1, false)
+	waitFor(t, 2*time.Second, func() bool { return src.count("c") == 1 })
+	if took := time.Since(exited); took < 100*time.Millisecond {
+		t.Errorf("first restart after %s, want the 100ms backoff", took)
+	}
+	exited = time.Now()
+	src.exit("c", 1, false)
+	waitFor(t, 2*time.Second, func() bool { return src.count("c") == 2 })
+	if took := time.Since(exited); took < 200*time.Millisecond {
+		t.Errorf("second restart after %s, want the 200ms backoff", took)
+	}
+	src.exit("c", 1, false)
+	src.exit("a", 137, true)
+	time.Sleep(500 * time.Millisecond)
+	if n, m := src.count("c"), src.count("a"); n != 2 || m != 0 {
+		t.Errorf("restarts: on-failure:2 %d times (want 2), user-stopped always %d times (want 0)", n, m)
+	}
+	st := d.Status()
+	if len(st.Restarts) != 2 || st.Restarts[1].Container != "p-crash-1" || st.Restarts[1].Count != 2 || st.Restarts[1].Last != "gave up after 2 restarts" {
+		t.Errorf("status restarts = %+v", st.Restarts)
+	}
+}
+
+// When the daemon starts and the tasks are gone (containerd restarted),
+// always and unless-stopped containers come back in dependency order;
+// on-failure, no and user-stopped ones do not.
+func TestDaemonBringsBackGoneTasksInDependencyOrder(t *testing.T) {
+	ran := time.Now().Add(-time.Hour)
+	gone := func(name, service, deps, pol string, userStopped bool) engine.Container {
+		c := ctr(name, "p", service, deps)
+		c.Status, c.StartedAt, c.Restart, c.UserStopped = engine.StatusCreated, ran, policy(pol, 0), userStopped
+		return c
+	}
+	st := engine.State{Containers: []engine.Container{
+		gone("p-web-1", "web", "api:service_started:false", "always", false),
+		gone("p-api-1", "api", "db:service_started:false", "unless-stopped", false),
+		gone("p-db-1", "db", "", "always", false),
+		gone("p-job-1", "job", "", "on-failure", false),
+		gone("p-tool-1", "tool", "", "no", false),
+		gone("p-off-1", "off", "", "always", true),
+	}}
+	never := ctr("p-new-1", "p", "new", "")
+	never.Status, never.Restart = engine.StatusCreated, policy("always", 0)
+	st.Containers = append(st.Containers, never)
+	src := &restartSource{fakeSource: newFakeSource(st), restarts: map[string][]time.Time{}}
+	startDaemon(t, src, Config{})
+	waitFor(t, 2*time.Second, func() bool { return src.count("p-web-1-id") == 1 })
+	time.Sleep(200 * time.Millisecond)
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if want := []string{"p-db-1-id", "p-api-1-id", "p-web-1-id"}; !slices.Equal(src.order, want) {
+		t.Errorf("restarted %v, want %v", src.order, want)
+	}
+}
