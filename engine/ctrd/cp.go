@@ -113,7 +113,7 @@ func (s copySide) stat(follow bool) (unix.Stat_t, error) {
 	st, err := s.root.stat(s.path, follow)
 	switch {
 	case err == unix.ENOENT:
-		return st, fmt.Errorf("could not find %s in %s: %w", s.path, s.where, fs.ErrNotExist)
+		return st, fmt.Errorf("could not find %s in %s: %w", s.path, s.where, unix.ENOENT)
 	case err == unix.ENOTDIR:
 		return st, fmt.Errorf("%s in %s: %w", s.path, s.where, unix.ENOTDIR)
 	case err != nil:
