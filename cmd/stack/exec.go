@@ -150,17 +150,27 @@ func (a *app) execAttached(ctx context.Context, c *ctrd.Client, id string, opts 
 		opts.Stdin = a.nonTerminalStdin()
 		return c.Exec(ctx, id, opts)
 	}
-	in := a.stdin.(*os.File)
-	old, err := term.MakeRaw(int(in.Fd()))
+	in, sizes, restore, err := a.rawTerminal()
 	if err != nil {
-		return 0, fmt.Errorf("put the terminal in raw mode: %w", err)
+		return 0, err
 	}
-	defer func() { _ = term.Restore(int(in.Fd()), old) }()
-	sizes := make(chan [2]uint16, 1)
-	stop := watchTerminalSize(a.stdout.(*os.File), sizes)
-	defer stop()
+	defer restore()
 	opts.TTY, opts.Stdin, opts.Resize = true, in, sizes
 	return c.Exec(ctx, id, opts)
+}
+
+// rawTerminal puts the terminal on stdin in raw mode, so that keys such as
+// Ctrl-C reach the container's TTY instead of signalling this process, and
+// watches the size of the terminal on stdout. restore undoes both.
+func (a *app) rawTerminal() (in *os.File, sizes <-chan [2]uint16, restore func(), err error) {
+	in = a.stdin.(*os.File)
+	old, err := term.MakeRaw(int(in.Fd()))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("put the terminal in raw mode: %w", err)
+	}
+	ch := make(chan [2]uint16, 1)
+	stop := watchTerminalSize(a.stdout.(*os.File), ch)
+	return in, ch, func() { stop(); _ = term.Restore(int(in.Fd()), old) }, nil
 }
 
 // nonTerminalStdin is the stdin to forward without a TTY: a pipe or file

@@ -6,18 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/mattn/go-shellwords"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/stackdev/stack/compose"
 	"github.com/stackdev/stack/engine"
@@ -103,13 +99,15 @@ func (a *app) runRun(ctx context.Context, f runFlags, service string, args []str
 	if err != nil {
 		return err
 	}
-	var code int
-	if interactive {
-		code, err = a.runInteractive(ctx, c, id)
-	} else {
-		code, err = a.startAndFollow(ctx, c, id, spec.Name, f.detach)
+	if f.detach {
+		if err := c.StartContainer(ctx, id); err != nil {
+			return fmt.Errorf("run %s: %w", spec.Name, err)
+		}
+		fmt.Fprintln(a.stdout, spec.Name)
+		return nil
 	}
-	if f.rm && !f.detach {
+	code, err := a.runAttached(ctx, c, id, interactive)
+	if f.rm {
 		if rmErr := c.RemoveContainer(context.WithoutCancel(ctx), id); rmErr != nil {
 			err = errors.Join(err, rmErr)
 		}
@@ -123,32 +121,21 @@ func (a *app) runRun(ctx context.Context, f runFlags, service string, args []str
 	return nil
 }
 
-// startAndFollow starts the container; attached, it streams its log until
-// it exits and returns its exit code; detached, it prints its name.
-func (a *app) startAndFollow(ctx context.Context, c *ctrd.Client, id, name string, detach bool) (int, error) {
-	if err := c.StartContainer(ctx, id); err != nil {
-		return 0, err
+// runAttached starts the container with its stdio connected to this
+// process and waits for it to exit. With tty the terminal is its TTY (raw
+// mode, resized on SIGWINCH); without, piped stdin is forwarded and its end
+// closes the container's stdin. Ctrl-C stops the container.
+func (a *app) runAttached(ctx context.Context, c *ctrd.Client, id string, tty bool) (int, error) {
+	opts := ctrd.AttachOptions{Stdin: a.nonTerminalStdin(), Stdout: a.stdout, Stderr: a.stderr}
+	if tty {
+		in, sizes, restore, err := a.rawTerminal()
+		if err != nil {
+			return 0, err
+		}
+		defer restore()
+		opts.Stdin, opts.Resize = in, sizes
 	}
-	if detach {
-		fmt.Fprintln(a.stdout, name)
-		return 0, nil
-	}
-	return a.attachOneOff(ctx, c, id)
-}
-
-// runInteractive starts the container with the terminal as its TTY (raw
-// mode, resized on SIGWINCH) and waits for it to exit.
-func (a *app) runInteractive(ctx context.Context, c *ctrd.Client, id string) (int, error) {
-	in := a.stdin.(*os.File)
-	old, err := term.MakeRaw(int(in.Fd()))
-	if err != nil {
-		return 0, fmt.Errorf("put the terminal in raw mode: %w", err)
-	}
-	defer func() { _ = term.Restore(int(in.Fd()), old) }()
-	sizes := make(chan [2]uint16, 1)
-	stop := watchTerminalSize(a.stdout.(*os.File), sizes)
-	defer stop()
-	wait, err := c.StartAttached(ctx, id, ctrd.AttachOptions{Stdin: in, Stdout: a.stdout, Stderr: a.stderr, Resize: sizes})
+	wait, err := c.StartAttached(ctx, id, opts)
 	if err != nil {
 		return 0, err
 	}
@@ -454,69 +441,4 @@ func newSlug() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// logDrain is how long the log is read after the container exited, for
-// the lines the logging binary has not written yet.
-const logDrain = 300 * time.Millisecond
-
-// attachOneOff streams the container's output from its log until it
-// exits, and returns its exit code. Ctrl-C stops it.
-func (a *app) attachOneOff(ctx context.Context, c *ctrd.Client, id string) (int, error) {
-	r, err := c.OpenLogs(id, ctrd.LogQuery{Tail: -1, Follow: true})
-	if err != nil {
-		return 0, err
-	}
-	defer r.Close()
-	exited := make(chan struct{})
-	var code int
-	var waitErr error
-	go func() {
-		defer close(exited)
-		code, waitErr = c.WaitContainer(ctx, id)
-	}()
-	var quietSince time.Time
-	for {
-		n, err := copyLog(r, a.stdout, a.stderr)
-		if err != nil {
-			return 0, err
-		}
-		select {
-		case <-exited:
-			if ctx.Err() != nil {
-				_ = c.StopContainer(context.WithoutCancel(ctx), id, 0)
-				return 130, nil
-			}
-			if n > 0 || quietSince.IsZero() {
-				quietSince = time.Now()
-			} else if time.Since(quietSince) > logDrain {
-				return code, waitErr
-			}
-		default:
-		}
-		if n == 0 {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-}
-
-// copyLog writes what the log holds so far to the streams it came from.
-func copyLog(r *ctrd.LogReader, stdout, stderr io.Writer) (int, error) {
-	n := 0
-	for {
-		e, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return n, nil
-		} else if err != nil {
-			return n, err
-		}
-		w := stdout
-		if e.Stream == "stderr" {
-			w = stderr
-		}
-		if _, err := io.WriteString(w, e.Text); err != nil {
-			return n, err
-		}
-		n++
-	}
 }

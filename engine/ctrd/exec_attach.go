@@ -22,9 +22,12 @@ type AttachOptions struct {
 }
 
 // StartAttached starts container id as StartContainer does, but with its
-// stdio connected to opts instead of the json-file log; the terminal
-// follows the container's spec (tty). It returns a function that waits for
-// the task to exit and returns its exit code.
+// stdio connected to opts through FIFOs instead of the logging binary (the
+// 1.6 shim gives a task that logs through a binary no stdin); its output is
+// appended to the json-file log too. The terminal follows the container's
+// spec (tty). Without a TTY, the end of opts.Stdin closes the task's stdin.
+// It returns a function that waits for the task to exit and returns its exit
+// code once all its output is copied.
 func (c *Client) StartAttached(ctx context.Context, id string, opts AttachOptions) (wait func() (int, error), retErr error) {
 	unlock, err := c.lockContainer(ctx, id)
 	if err != nil {
@@ -65,25 +68,23 @@ func (c *Client) StartAttached(ctx context.Context, id string, opts AttachOption
 		r := &eofReader{r: opts.Stdin, done: make(chan struct{})}
 		opts.Stdin, stdinEOF = r, r.done
 	}
-	creator, err := c.attachIO(opts, spec.Process.TTY)
+	logs, err := c.openAttachLog(id, spec)
 	if err != nil {
-		return nil, fmt.Errorf("start container %s: %w", spec.Name, err)
+		return nil, fmt.Errorf("start container %s: service %s: %w", spec.Name, spec.Service, err)
 	}
-	task, err := ctr.NewTask(ctx, creator)
+	defer func() {
+		if retErr != nil {
+			_ = logs.Close()
+		}
+	}()
+	opts.Stdout, opts.Stderr = logs.tee("stdout", opts.Stdout), logs.tee("stderr", opts.Stderr)
+	task, exitC, err := c.newAttachedTask(ctx, ctr, opts, spec.Process.TTY)
 	if err != nil {
-		return nil, fmt.Errorf("start container %s: %w", spec.Name, err)
-	}
-	exitC, err := task.Wait(ctx)
-	if err != nil {
-		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
-		return nil, fmt.Errorf("start container %s: %w", spec.Name, err)
-	}
-	if err := task.Start(ctx); err != nil {
-		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
 		return nil, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
 	rr.StartedAt, rr.FinishedAt, rr.ExitCode, rr.Exited = time.Now().UTC(), time.Time{}, 0, false
 	if err := c.saveRun(id, rr); err != nil {
+		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
 		return nil, err
 	}
 	if stdinEOF != nil {
@@ -97,12 +98,36 @@ func (c *Client) StartAttached(ctx context.Context, id string, opts AttachOption
 		case st := <-exitC:
 			task.IO().Wait()
 			_ = task.IO().Close()
+			_ = logs.Close()
 			code, _, err := st.Result()
 			return int(code), err
 		case <-ctx.Done():
+			_ = logs.Close()
 			return 0, ctx.Err()
 		}
 	}, nil
+}
+
+// newAttachedTask creates the task with its stdio on FIFOs connected to
+// opts, subscribes to its exit and starts it; on failure the task is gone.
+func (c *Client) newAttachedTask(ctx context.Context, ctr containerd.Container, opts AttachOptions, tty bool) (containerd.Task, <-chan containerd.ExitStatus, error) {
+	creator, err := c.attachIO(opts, tty)
+	if err != nil {
+		return nil, nil, err
+	}
+	task, err := ctr.NewTask(ctx, creator)
+	if err != nil {
+		return nil, nil, err
+	}
+	exitC, err := task.Wait(ctx)
+	if err == nil {
+		err = task.Start(ctx)
+	}
+	if err != nil {
+		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+		return nil, nil, err
+	}
+	return task, exitC, nil
 }
 
 func (c *Client) attachIO(opts AttachOptions, tty bool) (cio.Creator, error) {
