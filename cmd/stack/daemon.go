@@ -97,6 +97,7 @@ func (a *app) daemonInfo(socket string) daemon.Info {
 }
 
 func (a *app) runDaemon(ctx context.Context, f *daemonFlags) error {
+	normalGC()
 	a.isDaemon = true
 	ups, err := parseUpstreams(f.upstreams)
 	if err != nil {
