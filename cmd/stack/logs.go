@@ -162,6 +162,12 @@ func (s *logSession) observe(ctx context.Context, first bool) error {
 	if err != nil {
 		return err
 	}
+	return s.observed(ctx, st, first)
+}
+
+// observed is observe with the project already observed (an attached up
+// observes once for its logs and its exits).
+func (s *logSession) observed(ctx context.Context, st engine.State, first bool) error {
 	selected := selectLogContainers(st.ProjectContainers(s.project), s.services, s.o.index)
 	if first && !s.o.follow {
 		if err := checkLogServices(selected, s.unknownServices(), s.project); err != nil {

@@ -133,6 +133,7 @@ type upFlags struct {
 	quietPull   bool
 	wait        bool
 	waitTimeout int
+	attached    attachedFlags
 }
 
 func newUpCommand(a *app) *cobra.Command {
@@ -150,6 +151,7 @@ func newUpCommand(a *app) *cobra.Command {
 	cmd.Flags().BoolVar(&f.quietPull, "quiet-pull", false, "Pull without printing progress information")
 	cmd.Flags().BoolVar(&f.wait, "wait", false, "Wait for services to be running|healthy. Implies detached mode.")
 	cmd.Flags().IntVar(&f.waitTimeout, "wait-timeout", 0, "Maximum duration in seconds to wait for the project to be running|healthy")
+	f.attached.bind(cmd)
 	return cmd
 }
 
@@ -157,6 +159,10 @@ func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
 	// Load first (it needs neither containerd nor the lock) so that bad
 	// input fails before anything is touched or waited for.
 	desired, err := a.loadDesired(ctx, &f.convergeFlags, services)
+	if err != nil {
+		return err
+	}
+	att, err := a.newAttachedUp(f, desired, services) // nil: detached
 	if err != nil {
 		return err
 	}
@@ -192,16 +198,19 @@ func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
 		// Nothing changed, so the daemon's names are current; a.client
 		// already brought it back if it had died.
 		fmt.Fprintln(a.stdout, "nothing to do")
+		if att != nil {
+			return att.run(ctx, c, unlock, nil)
+		}
 		return a.upWaitIf(ctx, c, desired, f)
 	}
 	if err := preflight(ctx, c, cv.plan); err != nil {
 		return err
 	}
-	if !f.detach && !f.wait {
-		fmt.Fprintln(a.stderr, "note: attached mode (logs) is not available yet; starting detached")
-	}
 	err = a.applyWaiting(ctx, c, cv.plan, "Running", f.quietPull, a.waitHook(c, desired.Project))
 	a.serveNames(ctx, desired)
+	if att != nil {
+		return att.run(ctx, c, unlock, err)
+	}
 	if err != nil {
 		return err
 	}

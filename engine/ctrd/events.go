@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/typeurl/v2"
@@ -25,6 +27,16 @@ var ErrEventsClosed = errors.New("containerd closed the event stream")
 // goroutine). Exits of exec'd processes are not reported: they change
 // nothing a container's observer sees.
 func (c *Client) Events(ctx context.Context, fn func(engine.Event)) error {
+	return c.subscribe(ctx, func(env *events.Envelope) {
+		if ev, ok := toEvent(env); ok {
+			fn(ev)
+		}
+	})
+}
+
+// subscribe calls fn for each task and container envelope of the client's
+// namespace until ctx is done (nil) or the stream fails.
+func (c *Client) subscribe(ctx context.Context, fn func(*events.Envelope)) error {
 	ns := "namespace==" + strconv.Quote(c.opts.Namespace)
 	ch, errs := c.ctr.Subscribe(ctx,
 		ns+`,topic~="^/tasks/"`,
@@ -49,9 +61,7 @@ func (c *Client) Events(ctx context.Context, fn func(engine.Event)) error {
 				}
 				return ErrEventsClosed
 			}
-			if ev, ok := toEvent(env); ok {
-				fn(ev)
-			}
+			fn(env)
 		}
 	}
 }
@@ -93,6 +103,92 @@ func toEvent(env *events.Envelope) (engine.Event, bool) {
 		ev.ContainerID = e.GetID()
 	default:
 		return ev, false // task create, paused, exec added/started, checkpointed, ...
+	}
+	return ev, true
+}
+
+// ContainerEvent is one container event as `stack events` shows it: docker's
+// action names, the container's labels and image, the exit code of a die.
+type ContainerEvent struct {
+	Time     time.Time
+	Action   string // create, start, die, oom, pause, unpause, update, destroy
+	ID       string
+	ExitCode int // die only
+	Image    string
+	Labels   map[string]string
+}
+
+// ContainerEvents calls fn for each container event of the client's
+// namespace, in order, until ctx is done (nil) or the stream fails. The
+// labels of a container are read once and remembered, so the destroy of a
+// container still says which project and service it belonged to.
+func (c *Client) ContainerEvents(ctx context.Context, fn func(ContainerEvent)) error {
+	known := map[string]containers.Container{}
+	store := c.ctr.ContainerService()
+	list, err := store.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list containers: %w", errgrpc.ToNative(err))
+	}
+	for _, info := range list {
+		known[info.ID] = info
+	}
+	return c.subscribe(ctx, func(env *events.Envelope) {
+		ev, ok := toContainerEvent(env)
+		if !ok {
+			return
+		}
+		info, ok := known[ev.ID]
+		if !ok || ev.Action == "update" {
+			if got, err := store.Get(ctx, ev.ID); err == nil {
+				info, ok = got, true
+				known[ev.ID] = got
+			}
+		}
+		if !ok {
+			return // created and deleted before it could be read
+		}
+		ev.Image, ev.Labels = info.Image, info.Labels
+		if ev.Action == "destroy" {
+			delete(known, ev.ID)
+		}
+		fn(ev)
+	})
+}
+
+// toContainerEvent names an envelope with docker's action; ok is false for
+// what docker does not report on a container (task create and delete,
+// exec'd processes, checkpoints).
+func toContainerEvent(env *events.Envelope) (ContainerEvent, bool) {
+	if env == nil || env.Event == nil {
+		return ContainerEvent{}, false
+	}
+	v, err := typeurl.UnmarshalAny(env.Event)
+	if err != nil {
+		return ContainerEvent{}, false
+	}
+	ev := ContainerEvent{Time: env.Timestamp}
+	switch e := v.(type) {
+	case *apievents.ContainerCreate:
+		ev.Action, ev.ID = "create", e.GetID()
+	case *apievents.ContainerUpdate:
+		ev.Action, ev.ID = "update", e.GetID()
+	case *apievents.ContainerDelete:
+		ev.Action, ev.ID = "destroy", e.GetID()
+	case *apievents.TaskStart:
+		ev.Action, ev.ID = "start", e.GetContainerID()
+	case *apievents.TaskExit:
+		if e.GetID() != "" && e.GetID() != e.GetContainerID() {
+			return ev, false
+		}
+		ev.Action, ev.ID, ev.ExitCode = "die", e.GetContainerID(), int(e.GetExitStatus())
+	case *apievents.TaskOOM:
+		ev.Action, ev.ID = "oom", e.GetContainerID()
+	case *apievents.TaskPaused:
+		ev.Action, ev.ID = "pause", e.GetContainerID()
+	case *apievents.TaskResumed:
+		ev.Action, ev.ID = "unpause", e.GetContainerID()
+	default:
+		return ev, false
 	}
 	return ev, true
 }
