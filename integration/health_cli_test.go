@@ -146,7 +146,7 @@ const oneShotCompose = `
 services:
   init:
     image: busybox
-    command: ["sh", "-c", "exit %s"]
+    command: ["sh", "-c", "echo ran; exit %s"]
   app:
     image: busybox
     command: ` + sleeper + `
@@ -156,13 +156,19 @@ services:
 `
 
 // service_completed_successfully: a one-shot exiting 0 lets the dependent
-// start; exiting 3 fails up with a message naming it, and the dependent is
-// not started.
+// start, and the next up does not run it again; exiting 3 fails up with a
+// message naming it, and the dependent is not started.
 func TestHealthDependsOnCompletedSuccessfully(t *testing.T) {
 	e := newDNSEnv(t, strings.Replace(oneShotCompose, "%s", "0", 1))
 	e.mustRun("up", "-d", "--wait", "--wait-timeout", "30")
 	if st := e.statuses(); st["init"] != "exited" || st["app"] != "running" {
 		t.Fatalf("statuses = %v, want init exited (0) and app running", st)
+	}
+	if out := e.mustRun("up", "-d"); !strings.Contains(out, "nothing to do") {
+		t.Fatalf("the second up did something although init completed and nothing changed:\n%s", out)
+	}
+	if runs := strings.Count(e.mustRun("logs", "--no-log-prefix", "init"), "ran"); runs != 1 {
+		t.Fatalf("init ran %d times over two ups, want once", runs)
 	}
 	e.mustRun("down", "-t", "0")
 

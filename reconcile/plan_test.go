@@ -492,3 +492,60 @@ func TestRefJSONSaysWhichContainer(t *testing.T) {
 		}
 	}
 }
+
+// oneShotProject is a migrate job that web waits for with
+// service_completed_successfully.
+func oneShotProject() compose.Desired {
+	return demo(
+		svcDef{name: "migrate"},
+		svcDef{name: "web", deps: []engine.Dependency{{Service: "migrate", Condition: "service_completed_successfully", Required: true}}},
+	)
+}
+
+func TestACompletedOneShotIsNotRunAgain(t *testing.T) {
+	d := oneShotProject()
+	st := observed(d)
+	migrate := container(t, &st, "demo-migrate-1")
+	migrate.Status, migrate.ExitCode = engine.StatusExited, 0
+	p := compute(t, d, st, Options{})
+	if !p.Empty() {
+		t.Fatalf("a one-shot that exited 0 with its config unchanged is planned again:\n%s", p.Graph())
+	}
+}
+
+func TestAOneShotRunsAgainWhenItFailedWasStoppedOrNeverRan(t *testing.T) {
+	cases := []struct {
+		name   string
+		change func(c *engine.Container)
+		status string
+	}{
+		{"it exited 1", func(c *engine.Container) { c.Status, c.ExitCode = engine.StatusExited, 1 }, "exited"},
+		{"the user stopped it", func(c *engine.Container) {
+			c.Status, c.ExitCode, c.UserStopped = engine.StatusExited, 0, true
+		}, "exited"},
+		{"it was only created", func(c *engine.Container) { c.Status = engine.StatusCreated }, "created"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := oneShotProject()
+			st := observed(d)
+			tc.change(container(t, &st, "demo-migrate-1"))
+			p := compute(t, d, st, Options{})
+			wantText(t, "plan", p.String(), `
+				~ container demo-migrate-1 (start: `+tc.status+`)
+
+				Plan: 0 to add, 1 to change, 0 to remove.`)
+		})
+	}
+}
+
+func TestAServiceNobodyWaitsOnToCompleteIsStartedAgain(t *testing.T) {
+	d := demo(svcDef{name: "web"})
+	st := observed(d)
+	web := container(t, &st, "demo-web-1")
+	web.Status, web.ExitCode = engine.StatusExited, 0
+	p := compute(t, d, st, Options{})
+	if p.Empty() {
+		t.Fatal("an exited service that nothing waits on to complete is left exited; compose starts it again")
+	}
+}
