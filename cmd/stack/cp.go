@@ -167,9 +167,10 @@ func (a *app) cpTo(ctx context.Context, c *ctrd.Client, ctrs []engine.Container,
 		} else {
 			err = c.CopyToContainer(ctx, ctr.ID, srcPath, dstPath, cpOptions(f, ctr))
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("copy to %s: %w", ctr.Name, err))
+		if err != nil && len(ctrs) > 1 {
+			err = fmt.Errorf("copy to %s: %w", ctr.Name, err)
 		}
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
