@@ -47,3 +47,33 @@ func TestEventsBecomePlainEngineValues(t *testing.T) {
 		t.Error("a nil envelope became an event")
 	}
 }
+
+func TestContainerEventsUseDockersActionNames(t *testing.T) {
+	for _, tc := range []struct {
+		topic, action string
+		event         any
+		code          int
+	}{
+		{engine.TopicContainerCreate, "create", &apievents.ContainerCreate{ID: "c1"}, 0},
+		{engine.TopicTaskStart, "start", &apievents.TaskStart{ContainerID: "c1", Pid: 42}, 0},
+		{engine.TopicTaskExit, "die", &apievents.TaskExit{ContainerID: "c1", ID: "c1", ExitStatus: 3}, 3},
+		{engine.TopicTaskOOM, "oom", &apievents.TaskOOM{ContainerID: "c1"}, 0},
+		{"/tasks/paused", "pause", &apievents.TaskPaused{ContainerID: "c1"}, 0},
+		{"/tasks/resumed", "unpause", &apievents.TaskResumed{ContainerID: "c1"}, 0},
+		{engine.TopicContainerUpdate, "update", &apievents.ContainerUpdate{ID: "c1"}, 0},
+		{engine.TopicContainerDelete, "destroy", &apievents.ContainerDelete{ID: "c1"}, 0},
+		{engine.TopicTaskExit, "", &apievents.TaskExit{ContainerID: "c1", ID: "exec-1", ExitStatus: 1}, 0},
+		{engine.TopicTaskDelete, "", &apievents.TaskDelete{ContainerID: "c1", ID: "c1"}, 0},
+	} {
+		ev, ok := toContainerEvent(envelope(t, tc.topic, tc.event))
+		if !ok {
+			if tc.action != "" {
+				t.Errorf("%T left out, want %q", tc.event, tc.action)
+			}
+			continue
+		}
+		if ev.Action != tc.action || ev.ID != "c1" || ev.ExitCode != tc.code || !ev.Time.Equal(time.Unix(100, 0)) {
+			t.Errorf("%T = %+v, want action %q code %d", tc.event, ev, tc.action, tc.code)
+		}
+	}
+}
