@@ -2,8 +2,10 @@ package netdns
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -37,13 +39,21 @@ type forwarder struct {
 	upstreams atomic.Pointer[[]*upstream]
 	timeout   time.Duration // per upstream
 	downFor   time.Duration
-	sem       chan struct{}
-	udp, tcp  *dns.Client
+	sem       chan struct{} // a slot per forward in flight
+	waiting   chan struct{} // a slot per forward waiting for one of sem
+	tcp       *dns.Client
+	busy      atomic.Uint64 // forwards refused: sem full for queueWait
 }
+
+// queueWait is how long a forward waits for a slot when MaxForwards are in
+// flight (a burst, usually) before it is answered SERVFAIL. At most
+// MaxForwards wait; beyond that the answer is SERVFAIL at once.
+const queueWait = 100 * time.Millisecond
 
 type upstream struct {
 	addr      netip.AddrPort
 	downUntil atomic.Int64 // unix nanoseconds; 0 while it answers
+	lastReply atomic.Int64 // unix nanoseconds of its latest reply
 }
 
 func newForwarder(base context.Context, timeout, downFor time.Duration, maxInflight int) *forwarder {
@@ -52,7 +62,7 @@ func newForwarder(base context.Context, timeout, downFor time.Duration, maxInfli
 		timeout: timeout,
 		downFor: downFor,
 		sem:     make(chan struct{}, maxInflight),
-		udp:     &dns.Client{Net: "udp", Timeout: timeout, UDPSize: ednsSize},
+		waiting: make(chan struct{}, maxInflight),
 		tcp:     &dns.Client{Net: "tcp", Timeout: timeout},
 	}
 	f.upstreams.Store(&[]*upstream{})
@@ -85,16 +95,15 @@ func (f *forwarder) setUpstreams(addrs []netip.AddrPort) {
 // forward returns the first usable upstream reply to r, with r's ID and
 // question, or an error (the caller answers SERVFAIL).
 func (f *forwarder) forward(ctx context.Context, r *dns.Msg) (*dns.Msg, error) {
-	select {
-	case f.sem <- struct{}{}:
-		defer func() { <-f.sem }()
-	default:
-		return nil, ErrBusy
-	}
 	ups := *f.upstreams.Load()
 	if len(ups) == 0 {
 		return nil, ErrNoUpstream
 	}
+	if !f.acquire(ctx) {
+		f.busy.Add(1)
+		return nil, ErrBusy
+	}
+	defer func() { <-f.sem }()
 	ctx, cancel := context.WithTimeout(ctx, 2*f.timeout)
 	defer cancel()
 	q := upstreamQuery(r)
@@ -106,13 +115,16 @@ func (f *forwarder) forward(ctx context.Context, r *dns.Msg) (*dns.Msg, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", u.addr, errMarkedDown))
 			continue
 		}
+		sent := time.Now()
 		resp, err := f.exchange(ctx, q, u.addr)
 		if err != nil && ctx.Err() != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", u.addr, err))
 			break // out of time: not this upstream's fault alone
 		}
 		if err != nil {
-			u.markDown(f.downFor)
+			if !u.answeredSince(sent) { // silent, not just one query lost
+				u.markDown(f.downFor)
+			}
 			errs = append(errs, fmt.Errorf("%s: %w", u.addr, err))
 			continue
 		}
@@ -130,6 +142,31 @@ func (f *forwarder) forward(ctx context.Context, r *dns.Msg) (*dns.Msg, error) {
 		return nil, ErrUpstreamsDown
 	}
 	return nil, fmt.Errorf("forward %s: %w", r.Question[0].Name, errors.Join(errs...))
+}
+
+// acquire takes a slot for one forward, waiting up to queueWait for one
+// when all are taken and fewer than MaxForwards others wait too.
+func (f *forwarder) acquire(ctx context.Context) bool {
+	select {
+	case f.sem <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case f.waiting <- struct{}{}:
+		defer func() { <-f.waiting }()
+	default:
+		return false
+	}
+	wait := time.NewTimer(queueWait)
+	defer wait.Stop()
+	select {
+	case f.sem <- struct{}{}:
+		return true
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 var errMarkedDown = errors.New("skipped, did not answer recently")
@@ -150,7 +187,7 @@ func (f *forwarder) exchange(ctx context.Context, q *dns.Msg, addr netip.AddrPor
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	resp, err := exchangeOn(ctx, f.udp, q, addr)
+	resp, err := exchangeUDP(ctx, q, addr)
 	if err == nil && resp.Truncated {
 		resp, err = exchangeOn(ctx, f.tcp, q, addr)
 	}
@@ -174,10 +211,57 @@ func exchangeOn(ctx context.Context, c *dns.Client, q *dns.Msg, addr netip.AddrP
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	resp, _, err := c.ExchangeWithConnContext(ctx, q, conn)
-	if err != nil && ctx.Err() != nil {
-		return nil, fmt.Errorf("%w: %w", ctx.Err(), err)
+	if err != nil {
+		return nil, ctxErr(ctx, err)
 	}
-	return resp, err
+	return resp, nil
+}
+
+// exchangeUDP sends q to addr from a socket of its own (a fresh random
+// port per query, like the resolvers that resist spoofing) and reads until
+// the reply with q's ID comes or ctx ends.
+func exchangeUDP(ctx context.Context, q *dns.Msg, addr netip.AddrPort) (*dns.Msg, error) {
+	buf := make([]byte, ednsSize)
+	wire, err := q.PackBuffer(buf)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(deadline)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if _, err := conn.Write(wire); err != nil {
+		return nil, ctxErr(ctx, err)
+	}
+	buf = make([]byte, readSize)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			return nil, ctxErr(ctx, err)
+		}
+		if n < headerLen || binary.BigEndian.Uint16(buf) != q.Id {
+			continue // a stray or a late reply: not ours
+		}
+		resp := new(dns.Msg)
+		if err := resp.Unpack(buf[:n]); err != nil {
+			return nil, fmt.Errorf("unpack reply: %w", err)
+		}
+		return resp, nil
+	}
+}
+
+// ctxErr says that err came from ctx ending, when it did.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return err
 }
 
 // probe sends q to a down upstream in the background, at most once per
@@ -204,7 +288,19 @@ func (f *forwarder) probe(u *upstream, q *dns.Msg) {
 func (u *upstream) down() bool { return u.downUntil.Load() != 0 }
 
 func (u *upstream) markDown(d time.Duration) { u.downUntil.Store(time.Now().Add(d).UnixNano()) }
-func (u *upstream) markUp()                  { u.downUntil.Store(0) }
+
+// markUp records a reply from u.
+func (u *upstream) markUp() {
+	if u.downUntil.Load() != 0 {
+		u.downUntil.Store(0)
+	}
+	u.lastReply.Store(time.Now().UnixNano())
+}
+
+// answeredSince reports whether u replied to any query after t: a query
+// of ours that timed out then was lost (a full socket buffer under a
+// burst), and u is not down.
+func (u *upstream) answeredSince(t time.Time) bool { return u.lastReply.Load() > t.UnixNano() }
 
 // upstreamQuery copies r with a fresh ID (the client's is not ours to reuse)
 // and our own EDNS0 record so large answers come back over UDP.

@@ -177,6 +177,9 @@ func TestForwardsInFlightAreBounded(t *testing.T) {
 	if took := time.Since(start); took > 250*time.Millisecond { // the held ones wait for release
 		t.Fatalf("overflow SERVFAIL took %v", took)
 	}
+	if st := s.Stats(); st.Busy != 1 {
+		t.Fatalf("busy %d, want 1", st.Busy)
+	}
 	wantIPs(t, ask(t, h, "web", dns.TypeA), web1, web2, web3) // local names never wait for forwards
 	close(release)
 	held.Wait()
@@ -224,5 +227,64 @@ func TestCloseEndsForwardsInFlight(t *testing.T) {
 	wantRcode(t, m, dns.RcodeServerFailure)
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("forward outlived Close by %v", took)
+	}
+}
+
+// An upstream that loses a query (a full socket buffer under a burst) but
+// answers others meanwhile is not taken for dead: only that query fails.
+func TestUpstreamThatLosesOneQueryStaysUp(t *testing.T) {
+	up := startUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		if r.Question[0].Name != "lost.example." {
+			answerA("192.0.2.6")(w, r)
+		}
+	})
+	s := newTestServer(t, upstreams(up))
+	h := handlerFor(s, "demo_default")
+	lost := make(chan *dns.Msg)
+	go func() {
+		rec := newRecorder(false)
+		h.ServeDNS(rec, query("lost.example", dns.TypeA))
+		lost <- rec.msg
+	}()
+	deadline := time.After(2 * time.Second)
+	for done := false; !done; {
+		select {
+		case m := <-lost:
+			wantRcode(t, m, dns.RcodeServerFailure)
+			done = true
+		case <-deadline:
+			t.Fatal("the lost query was never answered")
+		default:
+			wantIPs(t, ask(t, h, "kept.example", dns.TypeA), netip.MustParseAddr("192.0.2.6"))
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if st := s.Upstreams(); st[0].Down {
+		t.Fatal("an answering upstream was marked down for one lost query")
+	}
+	wantIPs(t, ask(t, h, "after.example", dns.TypeA), netip.MustParseAddr("192.0.2.6"))
+}
+
+// A burst beyond MaxForwards waits briefly for a slot instead of failing.
+func TestForwardBurstBeyondTheBoundWaitsForASlot(t *testing.T) {
+	up := startUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		time.Sleep(20 * time.Millisecond)
+		answerA("192.0.2.10")(w, r)
+	})
+	cfg := upstreams(up)
+	cfg.MaxForwards = 2
+	s := newTestServer(t, cfg)
+	h := handlerFor(s, "demo_default")
+	var wg sync.WaitGroup
+	answers := make([]*dns.Msg, 4) // two wait about 20 ms
+	for i := range answers {
+		wg.Go(func() { answers[i] = ask(t, h, fmt.Sprintf("burst%d.example", i), dns.TypeA) })
+	}
+	wg.Wait()
+	for _, m := range answers {
+		wantIPs(t, m, netip.MustParseAddr("192.0.2.10"))
+	}
+	if st := s.Stats(); st.Busy != 0 || st.ServFail != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }

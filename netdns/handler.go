@@ -141,10 +141,13 @@ func (h *handler) forward(r *dns.Msg) *dns.Msg {
 }
 
 func (h *handler) allowed(remote net.Addr) bool {
+	return h.allowedAddr(addrOf(remote))
+}
+
+func (h *handler) allowedAddr(ip netip.Addr) bool {
 	if len(h.allow) == 0 {
 		return true
 	}
-	ip := addrOf(remote)
 	for _, p := range h.allow {
 		if p.Contains(ip) {
 			return true

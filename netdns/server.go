@@ -26,8 +26,9 @@ const (
 	// DefaultDownFor is how long an upstream that did not answer is skipped
 	// before a background probe tries it again.
 	DefaultDownFor = 2 * time.Second
-	// DefaultMaxForwards bounds the forwarded queries in flight.
-	DefaultMaxForwards = 256
+	// DefaultMaxForwards bounds the forwarded queries in flight, as
+	// Docker's resolver does; a burst beyond it waits briefly for a slot.
+	DefaultMaxForwards = 1024
 
 	ednsSize      = 1232 // the EDNS0 UDP size we advertise (DNS flag day 2020)
 	readSize      = 4096 // UDP read buffer: anything larger is garbage
@@ -81,7 +82,8 @@ type Server struct {
 
 type listener struct {
 	Listener
-	udp, tcp *dns.Server
+	udp      *udpServer
+	tcp      *dns.Server
 	done     chan struct{} // closed when both have returned
 	failed   chan struct{} // closed when either stopped on its own
 	failOnce sync.Once
@@ -215,7 +217,7 @@ func (s *Server) start(l Listener) (*listener, error) {
 	l.Allow = append([]netip.Prefix(nil), l.Allow...)
 	h := &handler{srv: s, network: l.Network, internal: l.Internal, allow: l.Allow}
 	ln := &listener{Listener: l, done: make(chan struct{}), failed: make(chan struct{})}
-	ln.udp = &dns.Server{PacketConn: pc, Handler: h, UDPSize: readSize}
+	ln.udp = newUDPServer(pc, h)
 	ln.tcp = &dns.Server{Listener: limitConns(tl, maxTCPConns), Handler: h, ReadTimeout: 2 * time.Second, MaxTCPQueries: -1}
 	if err := ln.serve(s.log); err != nil {
 		pc.Close()
@@ -225,52 +227,60 @@ func (s *Server) start(l Listener) (*listener, error) {
 	return ln, nil
 }
 
-// serve runs both servers and waits until they have started.
+// serve runs the UDP readers and the TCP server and waits until TCP has
+// started (UDP serves from the first read).
 func (ln *listener) serve(log *slog.Logger) error {
-	started := make(chan struct{}, 2)
-	errc := make(chan error, 2)
-	var wg sync.WaitGroup
-	for _, srv := range []*dns.Server{ln.udp, ln.tcp} {
-		srv.NotifyStartedFunc = func() { started <- struct{}{} }
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.ActivateAndServe(); err != nil {
-				log.Warn("dns: listener stopped", "network", ln.Network, "addr", ln.Addr.String(), "err", err)
-				ln.failOnce.Do(func() { close(ln.failed) })
-				errc <- err
-			}
-		}()
+	fail := func(proto string, err error) {
+		log.Warn("dns: listener stopped", "network", ln.Network, "addr", ln.Addr.String(), "proto", proto, "err", err)
+		ln.failOnce.Do(func() { close(ln.failed) })
 	}
-	go func() { wg.Wait(); close(ln.done) }()
-	for range 2 {
-		select {
-		case <-started:
-		case err := <-errc:
-			ln.shutdown()
-			return err
+	ln.udp.start(func(err error) { fail("udp", err) })
+	started := make(chan struct{})
+	errc := make(chan error, 1)
+	ln.tcp.NotifyStartedFunc = func() { close(started) }
+	tcpDone := make(chan struct{})
+	go func() {
+		defer close(tcpDone)
+		if err := ln.tcp.ActivateAndServe(); err != nil {
+			fail("tcp", err)
+			errc <- err
 		}
+	}()
+	go func() {
+		ln.udp.readers.Wait()
+		<-tcpDone
+		close(ln.done)
+	}()
+	select {
+	case <-started:
+		return nil
+	case err := <-errc:
+		ln.shutdown()
+		return err
 	}
-	return nil
 }
 
 // shutdown stops both servers, waiting a bounded time for queries in flight.
 func (ln *listener) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	ln.udp.ShutdownContext(ctx) // errors only if it never started
-	ln.tcp.ShutdownContext(ctx)
-	ln.udp.PacketConn.Close()
+	ln.udp.close()
+	ln.tcp.ShutdownContext(ctx) // errors only if it never started
 	ln.tcp.Listener.Close()
-	select {
-	case <-ln.done:
-	case <-ctx.Done():
+	inner := make(chan struct{})
+	go func() { ln.udp.wait(); close(inner) }()
+	for _, c := range []chan struct{}{ln.done, inner} {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
 // bind opens UDP and TCP on the same address and port. With port 0 it
 // retries when the port the kernel gave UDP is taken for TCP.
-func bind(addr netip.AddrPort) (net.PacketConn, net.Listener, error) {
+func bind(addr netip.AddrPort) (*net.UDPConn, net.Listener, error) {
 	for attempt := 1; ; attempt++ {
 		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
 		if err != nil {
@@ -375,6 +385,7 @@ type Stats struct {
 	Local     uint64 // answered from the table
 	Forwarded uint64 // sent upstream
 	ServFail  uint64 // forwards that failed (no upstream, busy, timeout)
+	Busy      uint64 // of those, refused because MaxForwards were in flight
 	Refused   uint64 // internal networks' non-local names, clients not allowed
 }
 
@@ -389,6 +400,7 @@ func (s *Server) Stats() Stats {
 		Local:     s.stats.local.Load(),
 		Forwarded: s.stats.forwarded.Load(),
 		ServFail:  s.stats.servfail.Load(),
+		Busy:      s.fwd.busy.Load(),
 		Refused:   s.stats.refused.Load(),
 	}
 }

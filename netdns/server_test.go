@@ -163,7 +163,7 @@ func TestAddingADeadListenerAgainRevivesIt(t *testing.T) {
 	s.mu.Lock()
 	ln := s.listeners[addr]
 	s.mu.Unlock()
-	ln.udp.PacketConn.Close() // as when the gateway address disappears
+	ln.udp.conn.Close() // as when the gateway address disappears
 	<-ln.failed
 	again, err := s.AddListener(Listener{Network: "demo_default", Addr: addr})
 	if err != nil || again != addr {

@@ -82,11 +82,16 @@ type zone struct {
 	origin string            // "<network>." when names under it are ours alone, or ""
 	hosts  map[string]*addrs // A and AAAA
 	ptr    map[string]string // reverse name -> target FQDN
+	// ptrWire holds each PTR target in wire format, for the fast path.
+	ptrWire map[string][]byte
 }
 
-// addrs is the answer for one name. Both slices are shared, read-only.
+// addrs is the answer for one name. All slices are shared, read-only.
 type addrs struct {
 	v4, v6 []net.IP
+	// raw4 and raw6 are the same addresses back to back (4 and 16 bytes
+	// each): the fast path writes its records from them.
+	raw4, raw6 []byte
 }
 
 // NewTable builds a Table from endpoints. Endpoints that are not Running are
@@ -145,7 +150,7 @@ func (t *Table) alsoHosts(network string, client netip.Addr, name string) *addrs
 }
 
 func newZone(network string, eps []Endpoint) *zone {
-	z := &zone{hosts: map[string]*addrs{}, ptr: map[string]string{}}
+	z := &zone{hosts: map[string]*addrs{}, ptr: map[string]string{}, ptrWire: map[string][]byte{}}
 	if strings.Contains(network, "_") {
 		// Compose's <project>_<name> networks cannot be real domains, so
 		// misses under them are ours to answer; an external network named
@@ -180,8 +185,14 @@ func (z *zone) addPTR(ip netip.Addr, names []string) {
 	if err != nil {
 		return
 	}
-	if _, taken := z.ptr[rev]; !taken {
-		z.ptr[rev] = dns.Fqdn(names[0])
+	if _, taken := z.ptr[rev]; taken {
+		return
+	}
+	target := dns.Fqdn(names[0])
+	z.ptr[rev] = target
+	wire := make([]byte, 256)
+	if n, err := dns.PackDomainName(target, wire, 0, nil, false); err == nil {
+		z.ptrWire[rev] = wire[:n:n]
 	}
 }
 
@@ -209,8 +220,10 @@ func answerable(eps []Endpoint) *addrs {
 		}
 		if ip.Is4() {
 			a.v4 = append(a.v4, net.IP(ip.AsSlice()))
+			a.raw4 = append(a.raw4, ip.AsSlice()...)
 		} else {
 			a.v6 = append(a.v6, net.IP(ip.AsSlice()))
+			a.raw6 = append(a.raw6, ip.AsSlice()...)
 		}
 	}
 	return a
