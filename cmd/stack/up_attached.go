@@ -110,6 +110,7 @@ type attachedUp struct {
 	exitCode    int
 	errs        []error
 	observeErr  bool
+	drainErr    bool
 }
 
 type pendingExit struct {
@@ -358,9 +359,11 @@ func (u *attachedUp) drain() {
 	if u.logs == nil {
 		return
 	}
-	if err := u.logs.drain(); err != nil && !u.observeErr {
+	err := u.logs.drain()
+	if err != nil && !u.drainErr {
 		fmt.Fprintf(u.a.stderr, "warning: reading logs: %v\n", err)
 	}
+	u.drainErr = err != nil
 }
 
 // printAttaching is compose's first line: the containers whose logs follow.
