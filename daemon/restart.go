@@ -13,10 +13,11 @@ import (
 // Restarter starts a container's task again for its restart policy; a
 // Source that is one (engine/ctrd.Client) gets its policies enforced.
 type Restarter interface {
-	// AutoRestart starts container id again, with its network set up
-	// anew, unless the user stopped it meanwhile or a task runs; it
-	// reports whether it started one and counts the restart.
-	AutoRestart(ctx context.Context, id string) (bool, error)
+	// AutoRestart starts container id again after delay, with its
+	// network set up anew, unless the user stopped it meanwhile or a task
+	// runs; it reports whether it started one and counts the restart. It
+	// may release what the exited task held before the delay.
+	AutoRestart(ctx context.Context, id string, delay time.Duration) (bool, error)
 }
 
 // restartTrack is what the daemon knows of one container's restarts.
@@ -78,7 +79,7 @@ func (d *Daemon) syncRestarts(ctx context.Context, st engine.State) {
 			continue
 		}
 		t.hist = t.last.Next
-		d.log.Info("daemon: restarting container", "container", c.Name, "reason", t.last.Reason, "in", t.last.Delay, "restarts", t.hist.Count)
+		d.log.Info("daemon: restarting container", "container", c.Name, "reason", t.last.Reason, "in", t.last.Delay, "restarts", t.hist.Count, "noticed", now.Sub(c.FinishedAt).Round(time.Millisecond))
 		if exit.TaskGone {
 			gone = append(gone, c)
 			continue
@@ -140,9 +141,7 @@ func (d *Daemon) scheduleRestart(r Restarter, c engine.Container, t *restartTrac
 	t.cancel, t.due = cancel, time.Now().Add(delay)
 	d.restarts.wg.Go(func() {
 		defer cancel()
-		if sleep(ctx, delay) {
-			d.restart(ctx, r, c)
-		}
+		d.restart(ctx, r, c, delay)
 	})
 }
 
@@ -153,14 +152,14 @@ func (d *Daemon) restartInOrder(ctx context.Context, r Restarter, cs []engine.Co
 		if ctx.Err() != nil {
 			return
 		}
-		d.restart(ctx, r, c)
+		d.restart(ctx, r, c, 0)
 	}
 }
 
-// restart starts c again; a failure is retried by the next refresh, with
-// the next backoff.
-func (d *Daemon) restart(ctx context.Context, r Restarter, c engine.Container) {
-	started, err := r.AutoRestart(ctx, c.ID)
+// restart starts c again after delay; a failure is retried by the next
+// refresh, with the next backoff.
+func (d *Daemon) restart(ctx context.Context, r Restarter, c engine.Container, delay time.Duration) {
+	started, err := r.AutoRestart(ctx, c.ID, delay)
 	if ctx.Err() != nil {
 		return
 	}

@@ -166,7 +166,10 @@ type restartSource struct {
 	order    []string
 }
 
-func (r *restartSource) AutoRestart(ctx context.Context, id string) (bool, error) {
+func (r *restartSource) AutoRestart(ctx context.Context, id string, delay time.Duration) (bool, error) {
+	if !sleep(ctx, delay) {
+		return false, ctx.Err()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.restarts[id] = append(r.restarts[id], time.Now())

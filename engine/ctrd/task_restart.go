@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 )
 
@@ -45,12 +46,33 @@ func (c *Client) UserStopped(id string) bool {
 }
 
 // AutoRestart starts container id's task again for its restart policy,
-// with its network set up anew (the old attachments are deleted first, so
-// no netns, veth or address lease is left behind). Under the container's
-// lock it checks again that the user has not stopped it meanwhile and that
-// no task runs: started says whether it started one. A container removed
-// meanwhile is not an error. The run record counts the restart.
-func (c *Client) AutoRestart(ctx context.Context, id string) (started bool, retErr error) {
+// after delay (the backoff), with its network set up anew. Right away, it
+// deletes the exited task and detaches the network (CNI DEL, netns
+// removed), so that no address is held during the backoff and nothing of
+// the old run is left behind; the exit stays recorded in the run record.
+// Before each step, under the container's lock, it checks that the user
+// has not stopped the container meanwhile and that no task runs: started
+// says whether it started one. A container removed meanwhile is not an
+// error. The run record counts the restart.
+func (c *Client) AutoRestart(ctx context.Context, id string, delay time.Duration) (started bool, err error) {
+	if ok, err := c.restartStep(ctx, id, c.clearExited); !ok || err != nil {
+		return false, err
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-t.C:
+	}
+	return c.restartStep(ctx, id, func(ctx context.Context, id string) (bool, error) {
+		return c.startTask(ctx, id, func(rr *runRecord) { rr.RestartCount++ })
+	})
+}
+
+// restartStep runs step under the container's lock, unless the container
+// is gone or the user stopped it.
+func (c *Client) restartStep(ctx context.Context, id string, step func(context.Context, string) (bool, error)) (bool, error) {
 	unlock, err := c.lockContainer(ctx, id)
 	if err != nil {
 		return false, err
@@ -64,5 +86,43 @@ func (c *Client) AutoRestart(ctx context.Context, id string) (started bool, retE
 	if c.UserStopped(id) {
 		return false, nil
 	}
-	return c.startTask(ctx, id, func(rr *runRecord) { rr.RestartCount++ })
+	return step(ctx, id)
+}
+
+// clearExited deletes an exited task, recording its exit, and tears its
+// network down. ok is false when a task runs (nothing to restart).
+func (c *Client) clearExited(ctx context.Context, id string) (ok bool, err error) {
+	ctr, err := c.ctr.LoadContainer(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("restart container %s: %w", id, err)
+	}
+	task, err := ctr.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return true, c.teardownNetwork(ctx, id)
+	} else if err != nil {
+		return false, fmt.Errorf("restart container %s: %w", id, err)
+	}
+	st, err := task.Status(ctx)
+	if err != nil {
+		return false, fmt.Errorf("restart container %s: %w", id, err)
+	}
+	if st.Status != containerd.Stopped {
+		return false, nil
+	}
+	exit, err := task.Delete(ctx)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return false, fmt.Errorf("restart container %s: delete the exited task: %w", id, err)
+	}
+	rr, err := c.loadRun(id)
+	if err != nil {
+		return false, err
+	}
+	rr.Exited, rr.ExitCode, rr.FinishedAt = true, int(st.ExitStatus), st.ExitTime.UTC()
+	if exit != nil {
+		rr.ExitCode, rr.FinishedAt = int(exit.ExitCode()), exit.ExitTime().UTC()
+	}
+	if err := c.saveRun(id, rr); err != nil {
+		return false, err
+	}
+	return true, c.teardownNetwork(ctx, id)
 }
