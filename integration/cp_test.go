@@ -17,6 +17,7 @@ services:
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
     volumes:
       - data:/data
+      - ./rodir:/ro:ro
     tmpfs:
       - /scratch
   pair:
@@ -136,6 +137,10 @@ func TestCpReachesTheContainersVolumeAndTmpfsMounts(t *testing.T) {
 	if got := p.sh(web, "grep -c scratch /proc/mounts; cat /scratch/run.sh"); got != "1\ncontent of conf/run.sh" {
 		t.Errorf("tmpfs: %q", got)
 	}
+	// A read-only mount refuses the copy, as in the container.
+	if r := p.run("cp", "conf/run.sh", "web:/ro/"); r.code == 0 || !strings.Contains(r.stderr, "read-only file system") {
+		t.Errorf("cp into a :ro mount: exit %d, %q", r.code, r.stderr)
+	}
 	p.sh(web, "echo from-tmpfs > /scratch/made-inside")
 	p.mustRun("cp", "web:/scratch/made-inside", "made")
 	if data, _ := os.ReadFile(filepath.Join(p.dir, "made")); string(data) != "from-tmpfs\n" {
@@ -230,6 +235,12 @@ func TestCpFromAndToAStoppedContainer(t *testing.T) {
 	p.mustRun("cp", "conf/run.sh", "web:/data/")
 	if r := p.run("cp", "web:/nope", "x"); r.code == 0 || !strings.Contains(r.stderr, "no such file or directory") {
 		t.Errorf("stopped, missing path: exit %d, %q", r.code, r.stderr)
+	}
+	if r := p.run("cp", "conf/run.sh", "web:/ro/"); r.code == 0 || !strings.Contains(r.stderr, "read-only file system") {
+		t.Errorf("stopped, cp into a :ro mount: exit %d, %q", r.code, r.stderr)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(p.dir, "rodir")); len(entries) != 0 {
+		t.Errorf("the :ro bind source got %d entries", len(entries))
 	}
 	// Nothing of the temporary mount is left behind.
 	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), "stack-cp-") {

@@ -150,20 +150,20 @@ func (a *app) cpFrom(ctx context.Context, c *ctrd.Client, ctr engine.Container, 
 }
 
 func (a *app) cpTo(ctx context.Context, c *ctrd.Client, ctrs []engine.Container, f cpFlags, srcPath, dstPath string) error {
-	var stream []byte
-	if srcPath == "-" {
-		// Read once, extracted into every target.
+	stdin := func() io.Reader { return a.stdin }
+	if srcPath == "-" && len(ctrs) > 1 {
+		// Read once, extracted into every target; one target streams.
 		data, err := io.ReadAll(a.stdin)
 		if err != nil {
 			return fmt.Errorf("read the tar stream from stdin: %w", err)
 		}
-		stream = data
+		stdin = func() io.Reader { return bytes.NewReader(data) }
 	}
 	var errs []error
 	for _, ctr := range ctrs {
 		var err error
 		if srcPath == "-" {
-			err = c.ExtractToContainer(ctx, ctr.ID, bytes.NewReader(stream), dstPath, cpOptions(f, ctr))
+			err = c.ExtractToContainer(ctx, ctr.ID, stdin(), dstPath, cpOptions(f, ctr))
 		} else {
 			err = c.CopyToContainer(ctx, ctr.ID, srcPath, dstPath, cpOptions(f, ctr))
 		}

@@ -123,8 +123,16 @@ func (s copySide) stat(follow bool) (unix.Stat_t, error) {
 }
 
 // end describes the destination for the rules: a symlink there is
-// followed (inside its root); a missing one needs its parent directory.
+// replaced by its target (resolved inside its root), so the copy writes
+// through it as docker cp does; a missing one needs its parent directory.
 func (s copySide) end() (cpEnd, error) {
+	if !assertsDirectory(s.path) {
+		p, err := s.root.followLast(s.path)
+		if err != nil {
+			return cpEnd{}, &pathError{op: "resolve", path: s.path, err: err}
+		}
+		s.path = p
+	}
 	st, err := s.stat(true)
 	if err == nil {
 		return cpEnd{Path: s.path, Exists: true, IsDir: isDir(st)}, nil

@@ -114,5 +114,17 @@ func (c *Client) bindInRoot(root *cpRoot, m engine.Mount) error {
 		return err
 	}
 	defer unix.Close(fd)
-	return unix.Mount(source, fdPath(fd), "", unix.MS_BIND|unix.MS_REC, "")
+	if err := unix.Mount(source, fdPath(fd), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	if !m.ReadOnly {
+		return nil
+	}
+	// As in the running container: a read-only mount refuses the copy.
+	mfd, err := root.open(m.Target, unix.O_PATH, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(mfd)
+	return unix.Mount("", fdPath(mfd), "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, "")
 }

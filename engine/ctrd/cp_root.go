@@ -72,6 +72,35 @@ func (r *cpRoot) stat(p string, follow bool) (unix.Stat_t, error) {
 	return st, err
 }
 
+// followLast replaces p with its target while its last element is a
+// symlink; a relative target is read from p's directory. Where the target
+// leads is resolved later, inside the root like every path.
+func (r *cpRoot) followLast(p string) (string, error) {
+	for range 40 {
+		fd, err := r.open(p, unix.O_PATH, false)
+		if err != nil {
+			return p, nil // missing: the caller's stat says so
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		if err != nil || !isSymlink(st) {
+			unix.Close(fd)
+			return p, err
+		}
+		target, err := readlinkFd(fd)
+		unix.Close(fd)
+		if err != nil {
+			return "", err
+		}
+		if !path.IsAbs(target) {
+			parent, _ := splitPathDirEntry(p)
+			target = path.Join(parent, target)
+		}
+		p = target
+	}
+	return "", unix.ELOOP
+}
+
 // mkdirAll creates p and its missing parents (0755, owned by uid:gid as
 // the archive's directories would be) and returns an O_PATH fd of p.
 func (r *cpRoot) mkdirAll(p string, uid, gid int) (int, error) {

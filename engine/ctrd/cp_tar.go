@@ -123,6 +123,9 @@ func (s *tarSource) addDir(fd int, hdr *tar.Header) error {
 	}
 	dir := os.NewFile(uintptr(dfd), hdr.Name)
 	defer dir.Close()
+	if pseudoFS(dfd) {
+		return nil // /proc, /sys and the like: the directory, not its content
+	}
 	names, err := dir.Readdirnames(-1)
 	if err != nil {
 		return fmt.Errorf("read directory %s: %w", hdr.Name, err)
@@ -142,6 +145,22 @@ func (s *tarSource) addDir(fd int, hdr *tar.Header) error {
 		}
 	}
 	return nil
+}
+
+// pseudoFilesystems are kernel interfaces mounted in a running container
+// that docker cp does not see: their files are not data.
+var pseudoFilesystems = map[int64]bool{
+	unix.PROC_SUPER_MAGIC: true, unix.SYSFS_MAGIC: true, unix.CGROUP_SUPER_MAGIC: true,
+	unix.CGROUP2_SUPER_MAGIC: true, unix.DEVPTS_SUPER_MAGIC: true, mqueueMagic: true,
+	unix.SECURITYFS_MAGIC: true, unix.DEBUGFS_MAGIC: true, unix.TRACEFS_MAGIC: true, unix.BPF_FS_MAGIC: true,
+}
+
+const mqueueMagic = 0x19800202 // not in x/sys/unix
+
+// pseudoFS says whether the directory open as fd is on such a filesystem.
+func pseudoFS(fd int) bool {
+	var st unix.Statfs_t
+	return unix.Fstatfs(fd, &st) == nil && pseudoFilesystems[int64(st.Type)]
 }
 
 // readlinkFd reads the target of the symlink open as fd (O_PATH).

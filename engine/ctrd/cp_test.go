@@ -235,3 +235,46 @@ func owner(st os.FileInfo) (int, int) {
 	sys := st.Sys().(*syscall.Stat_t)
 	return int(sys.Uid), int(sys.Gid)
 }
+
+// A destination that is a symlink is written through, as docker cp does,
+// to the link's target inside the container.
+func TestCopyInWritesThroughADestinationSymlinkInsideTheContainer(t *testing.T) {
+	hostDir := t.TempDir()
+	write(t, hostDir+"/victim", "host's own\n", 0o644)
+	ctrDir, ctr := fakeContainer(t)
+	os.MkdirAll(ctrDir+hostDir, 0o755)
+	os.Symlink(hostDir+"/victim", ctrDir+"/link")
+	src := t.TempDir()
+	write(t, src+"/new", "new content\n", 0o644)
+
+	if err := copyBetween(copySide{root: hostRoot(t), path: src + "/new"}, copySide{root: ctr, path: "/link"}, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, hostDir+"/victim"); got != "host's own\n" {
+		t.Fatalf("the host's file was written: %q", got)
+	}
+	if got := read(t, ctrDir+hostDir+"/victim"); got != "new content\n" {
+		t.Errorf("the link's target in the container = %q", got)
+	}
+	if target, _ := os.Readlink(ctrDir + "/link"); target != hostDir+"/victim" {
+		t.Errorf("the link was replaced: %q", target)
+	}
+}
+
+// Kernel filesystems mounted in a running container (/proc, /sys) are
+// archived as empty directories, as docker cp sees the container.
+func TestArchiveLeavesOutTheContentOfProc(t *testing.T) {
+	host := hostRoot(t)
+	var buf bytes.Buffer
+	if err := writeTar(&buf, host, "/proc", "proc", false); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(&buf)
+	hdr, err := tr.Next()
+	if err != nil || hdr.Name != "proc/" {
+		t.Fatalf("first entry %v, %v", hdr, err)
+	}
+	if hdr, err := tr.Next(); err != io.EOF {
+		t.Errorf("an entry below /proc: %v %v", hdr, err)
+	}
+}
