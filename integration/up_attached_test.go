@@ -113,14 +113,14 @@ func TestUpAttachedFollowsTheLogsAndReturnsWhenTheOneShotsExit(t *testing.T) {
 	}
 
 	// Run again: only second's logs, without prefix, with timestamps; the
-	// first run's lines are not shown again.
-	r = p.run("up", "--attach", "second", "--no-log-prefix", "--timestamps")
+	// first run's lines are not shown again; the exit line is coloured.
+	r = p.run("--ansi", "always", "up", "--attach", "second", "--no-log-prefix", "--timestamps")
 	if r.code != 0 {
 		t.Fatalf("up --attach second: exit %d\n%s", r.code, r.stderr)
 	}
 	got = lines(r.stdout)
-	if len(got) != 4 || got[0] != "Attaching to second-1" || got[3] != "second-1 exited with code 4" {
-		t.Fatalf("up --attach second --no-log-prefix --timestamps:\n%s\nwant second's lines and exit only (compose watches the attached services)", r.stdout)
+	if len(got) != 4 || got[0] != "Attaching to second-1" || got[3] != "\033[36msecond-1 exited with code 4\033[0m" {
+		t.Fatalf("up --attach second --no-log-prefix --timestamps:\n%q\nwant second's lines and coloured exit only (compose watches the attached services)", r.stdout)
 	}
 	for i, text := range []string{"second-a", "second-b"} {
 		ts, rest, _ := strings.Cut(got[1+i], " ")
@@ -128,17 +128,9 @@ func TestUpAttachedFollowsTheLogsAndReturnsWhenTheOneShotsExit(t *testing.T) {
 			t.Errorf("line %q: want '<RFC 3339 time> %s' (%v)", got[1+i], text, err)
 		}
 	}
-
-	r = p.run("--ansi", "always", "up", "--no-attach", "first")
-	if !strings.Contains(r.stdout, "\033[36msecond-1 |\033[0m second-b") || !strings.Contains(r.stdout, "\033[36msecond-1 exited with code 4\033[0m") {
-		t.Errorf("--ansi always: want coloured prefixes and exit line:\n%q", r.stdout)
-	}
-	if strings.Contains(r.stdout, "first-") && !strings.Contains(r.stdout, "first-1 exited") {
-		t.Errorf("--no-attach first still shows first's logs:\n%s", r.stdout)
-	}
 }
 
-// abortProject: ok exits 0 at once; bad exits 5 after 3 s, or 7 when asked
+// abortProject: ok exits 0 at once; bad exits 5 after 2 s, or 7 when asked
 // to stop; server runs until stopped and then exits 0.
 const abortProject = `
 services:
@@ -149,7 +141,7 @@ services:
   bad:
     image: busybox
     network_mode: none
-    command: ["sh", "-c", "trap 'echo bad stopped; exit 7' TERM; sleep 3 & wait $$!; exit 5"]
+    command: ["sh", "-c", "trap 'echo bad stopped; exit 7' TERM; sleep 2 & wait $$!; exit 5"]
   server:
     image: busybox
     network_mode: none
@@ -216,12 +208,24 @@ services:
 
 func TestUpAttachedStopsOnCtrlCAndKillsOnASecond(t *testing.T) {
 	p := newProjectEnv(t, interruptible)
-	up := p.start("up")
-	up.waitOutput(t, time.Minute, "graceful-1 | graceful ready", "stubborn-1 | stubborn ready")
+	// graceful's logs and exit are not followed, but Ctrl-C stops it too.
+	up := p.start("up", "--no-attach", "graceful")
+	up.waitOutput(t, time.Minute, "Attaching to stubborn-1\n", "stubborn-1 | stubborn ready")
+	if st := p.statuses(); st["graceful"] != engine.StatusRunning {
+		t.Fatalf("graceful is %s, want running", st["graceful"])
+	}
 
 	up.cmd.Process.Signal(syscall.SIGINT)
-	up.waitOutput(t, 10*time.Second, "Gracefully stopping... (press Ctrl+C again to force)",
-		"graceful-1 | caught TERM", "graceful-1 exited with code 0", "stubborn-1 | ignoring TERM")
+	up.waitOutput(t, 10*time.Second, "Gracefully stopping... (press Ctrl+C again to force)", "stubborn-1 | ignoring TERM")
+	err := eventually(10*time.Second, func() error {
+		if c := p.container("graceful"); c.Status != engine.StatusExited || c.ExitCode != 0 {
+			return fmt.Errorf("graceful is %s (%d), want exited by its trap (0)", c.Status, c.ExitCode)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// stubborn ignores its stop signal and has a minute of grace: up waits.
 	time.Sleep(300 * time.Millisecond)
 	select {
@@ -229,8 +233,8 @@ func TestUpAttachedStopsOnCtrlCAndKillsOnASecond(t *testing.T) {
 		t.Fatalf("up returned before stubborn stopped:\n%s", up.stdout.String())
 	default:
 	}
-	if st := p.statuses(); st["graceful"] != engine.StatusExited || st["stubborn"] != engine.StatusRunning {
-		t.Fatalf("after one Ctrl-C: %v, want graceful exited and stubborn still in its grace period", st)
+	if st := p.statuses(); st["stubborn"] != engine.StatusRunning {
+		t.Fatalf("after one Ctrl-C: stubborn is %s, want still in its grace period", st["stubborn"])
 	}
 
 	up.cmd.Process.Signal(syscall.SIGINT)
@@ -239,13 +243,40 @@ func TestUpAttachedStopsOnCtrlCAndKillsOnASecond(t *testing.T) {
 	if up.code != 130 {
 		t.Errorf("up after Ctrl-C: exit %d, want 130 as compose", up.code)
 	}
-	if !strings.Contains(up.stdout.String(), "stubborn-1 exited with code 137") {
-		t.Errorf("stubborn was not reported killed:\n%s", up.stdout.String())
+	out := up.stdout.String()
+	if !strings.Contains(out, "stubborn-1 exited with code 137") || strings.Contains(out, "graceful-1") {
+		t.Errorf("want stubborn reported killed and nothing of graceful (--no-attach):\n%s", out)
 	}
 	if c := p.container("stubborn"); c.Status != engine.StatusExited || c.ExitCode != 137 {
 		t.Errorf("stubborn after the second Ctrl-C: %s (%d), want exited (137)", c.Status, c.ExitCode)
 	}
-	if c := p.container("graceful"); c.ExitCode != 0 {
-		t.Errorf("graceful exit code %d, want 0 (its trap ran)", c.ExitCode)
+}
+
+const crashTwice = `
+services:
+  crashy:
+    image: busybox
+    network_mode: none
+    restart: on-failure:2
+    command: ["sh", "-c", "echo crash run; sleep 0.2; exit 2"]
+`
+
+// A container its restart policy brings back is still followed: up
+// returns after the last run the daemon makes, not the first exit.
+func TestUpAttachedFollowsRestartsUntilThePolicyGivesUp(t *testing.T) {
+	e := newDNSEnv(t, crashTwice) // the daemon enforces restart policies
+	r := e.run("up")
+	t.Logf("up: exit %d\n%s", r.code, r.stdout)
+	if r.code != 0 {
+		t.Fatalf("up: exit %d, want 0\n%s", r.code, r.stderr)
+	}
+	if n := strings.Count(r.stdout, "crashy-1 | crash run"); n != 3 {
+		t.Errorf("%d runs printed, want 3 (one and two restarts)", n)
+	}
+	if n := strings.Count(r.stdout, "crashy-1 exited with code 2"); n != 3 {
+		t.Errorf("%d exits printed, want 3", n)
+	}
+	if c := e.projectEnv.container("crashy"); c.RestartCount != 2 || c.Status != engine.StatusExited {
+		t.Errorf("crashy: %d restarts, %s; want 2, exited", c.RestartCount, c.Status)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stackdev/stack/compose"
+	"github.com/stackdev/stack/daemon"
 	"github.com/stackdev/stack/engine"
 	"github.com/stackdev/stack/engine/ctrd"
 	"github.com/stackdev/stack/reconcile"
@@ -80,23 +81,21 @@ func (f *upFlags) validateAttached() (bool, error) {
 // --abort-on-container-* says so, and returns once every watched
 // container has exited.
 type attachedUp struct {
-	a        *app
-	flags    attachedFlags
-	timeout  time.Duration
-	project  string
-	attach   []string // services whose logs are shown
-	watched  []string // services whose exits end up
-	stop     []string // services Ctrl-C and an abort stop
-	policies map[string]engine.RestartPolicy
-	since    time.Time
+	a       *app
+	flags   attachedFlags
+	timeout time.Duration
+	project string
+	attach  []string // services whose logs are shown
+	watched []string // services whose exits end up
+	stop    []string // services Ctrl-C and an abort stop
+	since   time.Time
 
-	c        *ctrd.Client
-	ctx      context.Context // outlives Ctrl-C: stopping needs it
-	logs     *logSession
-	printer  *logPrinter
-	exits    *ctrd.ExitWatch
-	pending  []pendingExit
-	failures map[string]int // on-failure exits seen, by container ID
+	c       *ctrd.Client
+	ctx     context.Context // outlives Ctrl-C: stopping needs it
+	logs    *logSession
+	printer *logPrinter
+	exits   *ctrd.ExitWatch
+	pending []pendingExit
 
 	sigs        chan os.Signal
 	wake        chan struct{}
@@ -138,7 +137,7 @@ func (a *app) newAttachedUp(f *upFlags, desired compose.Desired, services []stri
 	u := &attachedUp{
 		a: a, flags: af, timeout: stopTimeout(f.timeout), project: desired.Project,
 		attach: attach, watched: services, stop: services,
-		policies: map[string]engine.RestartPolicy{}, since: time.Now(), failures: map[string]int{},
+		since: time.Now(),
 	}
 	if len(u.watched) == 0 {
 		u.watched = attach
@@ -148,9 +147,6 @@ func (a *app) newAttachedUp(f *upFlags, desired compose.Desired, services []stri
 	}
 	if len(u.stop) == 0 {
 		u.stop = names
-	}
-	for _, spec := range desired.Containers {
-		u.policies[spec.Name] = spec.Restart
 	}
 	return u, nil
 }
@@ -256,21 +252,15 @@ func (u *attachedUp) start() {
 	u.exits = ctrd.NewExitWatch(u.since, watched, u.restarts)
 }
 
-// restarts says whether the daemon will start an exited container again:
-// its restart policy, with on-failure's attempts counted here.
+// restarts says whether the daemon will start an exited container again,
+// by the same decision it makes (the restarts within a policy's window are
+// the daemon's to count: up assumes one more is allowed).
 func (u *attachedUp) restarts(c engine.Container) bool {
-	p := u.policies[c.Name]
-	switch p.Name {
-	case "always", "unless-stopped":
-		return true
-	case "on-failure":
-		if c.ExitCode == 0 {
-			return false
-		}
-		u.failures[c.ID]++
-		return p.MaxAttempts == 0 || u.failures[c.ID] <= p.MaxAttempts
+	if os.Getenv("STACK_DAEMON") == "off" {
+		return false // no daemon enforces the policies
 	}
-	return false
+	exit := daemon.Exit{Code: c.ExitCode, Ran: c.FinishedAt.Sub(c.StartedAt), UserStopped: c.UserStopped}
+	return daemon.Decide(c.Restart, exit, daemon.History{Count: c.RestartCount}, time.Now()).Restart
 }
 
 // follow is the foreground loop: print logs as they come, observe on
