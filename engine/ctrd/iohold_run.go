@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -59,30 +60,31 @@ type holder struct {
 // openHolder takes the lock (unless inherited), creates and opens the
 // FIFOs read-write, so that the shim's opens never block or see EOF, and
 // opens the log.
-func openHolder(cfg HoldConfig, lock *os.File) (h *holder, retErr error) {
-	h = &holder{cfg: cfg}
-	defer func() {
-		if retErr != nil {
-			h.close()
-		}
-	}()
-	var err error
-	if h.lock, err = lockHolder(cfg, lock); err != nil {
+func openHolder(cfg HoldConfig, lock *os.File) (*holder, error) {
+	h := &holder{cfg: cfg}
+	if err := h.open(lock); err != nil {
+		_ = h.close()
 		return nil, err
 	}
+	return h, nil
+}
+
+func (h *holder) open(lock *os.File) error {
+	var err error
+	if h.lock, err = lockHolder(h.cfg, lock); err != nil {
+		return err
+	}
 	for _, name := range []string{stdinFIFO, stdoutFIFO, stderrFIFO} {
-		f, err := openFIFO(cfg.fifo(name))
+		f, err := openFIFO(h.cfg.fifo(name))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		h.fifos = append(h.fifos, f)
 	}
-	if !cfg.Discard {
-		if h.log, err = openJSONLog(cfg.Log); err != nil {
-			return nil, err
-		}
+	if !h.cfg.Discard {
+		h.log, err = openJSONLog(h.cfg.Log)
 	}
-	return h, nil
+	return err
 }
 
 // lockHolder makes sure this process holds the PID file's lock, then writes
@@ -185,20 +187,21 @@ func (h *holder) close() error {
 	return errors.Join(errs...)
 }
 
-// waitRemoved returns once dir no longer exists: woken by inotify when it
-// is deleted or moved, checking every holdPoll in any case.
+// waitRemoved returns once dir no longer exists: woken by inotify when an
+// entry of its parent is deleted or moved, checking every holdPoll in any
+// case.
 func waitRemoved(dir string) {
-	w := watchDir(dir)
+	w := watchParent(dir)
 	if w != nil {
 		defer w.Close()
 	}
+	var buf [4096]byte
 	for dirExists(dir) {
 		if w == nil {
 			time.Sleep(holdPoll)
 			continue
 		}
 		_ = w.SetReadDeadline(time.Now().Add(holdPoll))
-		var buf [4096]byte
 		if _, err := w.Read(buf[:]); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			w.Close()
 			w = nil
@@ -206,13 +209,16 @@ func waitRemoved(dir string) {
 	}
 }
 
-// watchDir is an inotify descriptor watching dir itself, or nil.
-func watchDir(dir string) *os.File {
+// watchParent is an inotify descriptor watching the directory that holds
+// dir, or nil. The parent, not dir itself: dir's own IN_DELETE_SELF waits
+// until the FIFOs in it, which the holder keeps open, are closed.
+func watchParent(dir string) *os.File {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil
 	}
-	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_DELETE_SELF|unix.IN_MOVE_SELF); err != nil {
+	mask := uint32(unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR)
+	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(dir), mask); err != nil {
 		unix.Close(fd)
 		return nil
 	}
