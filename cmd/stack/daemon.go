@@ -296,7 +296,26 @@ func renderDaemonStatus(w io.Writer, st daemon.Status, now time.Time) error {
 			return err
 		}
 	}
+	renderRestarts(w, st.Restarts, now)
 	return nil
+}
+
+// renderRestarts prints each container with a restart policy: its count,
+// the last decision and the restart to come.
+func renderRestarts(w io.Writer, rs []daemon.RestartStatus, now time.Time) {
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nrestarts")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range rs {
+		next := ""
+		if !r.Next.IsZero() {
+			next = ", next in " + r.Next.Sub(now).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d restarts\t%s%s\n", r.Container, r.Policy, r.Count, r.Last, next)
+	}
+	tw.Flush()
 }
 
 // renderNames prints one line per set of addresses with the names that

@@ -64,6 +64,10 @@ func TestDaemonStatusTextGroupsNamesByAddress(t *testing.T) {
 			}},
 			{Name: "demo_back", Subnet: "10.89.1.0/24", Gateway: "10.89.1.1", Error: "address already in use", Internal: true},
 		},
+		Restarts: []daemon.RestartStatus{
+			{Container: "demo-crash-1", Policy: "on-failure", Count: 3, Last: "gave up after 3 restarts"},
+			{Container: "demo-web-1", Policy: "always", Count: 1, Last: "always: exited 137", Next: time.Unix(65, 200e6)},
+		},
 	}
 	var b strings.Builder
 	if err := renderDaemonStatus(&b, st, time.Unix(65, 0)); err != nil {
@@ -78,6 +82,8 @@ func TestDaemonStatusTextGroupsNamesByAddress(t *testing.T) {
 		"  10.89.0.2            demo-web-1\n",
 		"  10.89.0.2 10.89.0.3  web\n",
 		"network demo_back  10.89.1.0/24  NOT listening: address already in use, internal (no forwarding)\n  (no running container)",
+		"restarts\n  demo-crash-1  on-failure  3 restarts  gave up after 3 restarts\n",
+		"  demo-web-1    always      1 restarts  always: exited 137, next in 200ms\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status text lacks %q:\n%s", want, out)
