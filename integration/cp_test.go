@@ -30,7 +30,7 @@ volumes:
 
 // hostTree writes a small tree on the host: conf/app.conf (0640, owned by
 // 1234:5678), conf/run.sh (0755) and conf/sub/deep.txt.
-func hostTree(t *testing.T, dir string) {
+func cpHostTree(t *testing.T, dir string) {
 	t.Helper()
 	files := map[string]os.FileMode{"conf/app.conf": 0o640, "conf/run.sh": 0o755, "conf/sub/deep.txt": 0o600}
 	for name, mode := range files {
@@ -52,7 +52,7 @@ func TestCpCopiesFilesAndDirectoriesBothWaysWithDockerCpRules(t *testing.T) {
 	p := newProjectEnv(t, cpProject)
 	p.mustRun("up", "-d")
 	web := p.name("web", 1)
-	hostTree(t, p.dir)
+	cpHostTree(t, p.dir)
 
 	// A file into an existing directory keeps its name and mode; without -a
 	// it belongs to the container's root, with -a to its owner on the host.
@@ -120,7 +120,7 @@ func TestCpReachesTheContainersVolumeAndTmpfsMounts(t *testing.T) {
 	p := newProjectEnv(t, cpProject)
 	p.mustRun("up", "-d")
 	web := p.name("web", 1)
-	hostTree(t, p.dir)
+	cpHostTree(t, p.dir)
 
 	p.mustRun("cp", "conf/app.conf", "web:/data/app.conf")
 	p.mustRun("cp", "conf/run.sh", "web:/scratch/")
@@ -151,7 +151,7 @@ func TestCpReachesTheContainersVolumeAndTmpfsMounts(t *testing.T) {
 func TestCpToAServiceReachesEveryReplicaOrTheIndexOne(t *testing.T) {
 	p := newProjectEnv(t, cpProject)
 	p.mustRun("up", "-d")
-	hostTree(t, p.dir)
+	cpHostTree(t, p.dir)
 
 	p.mustRun("cp", "conf/app.conf", "pair:/tmp/all.conf")
 	p.mustRun("cp", "--index", "2", "conf/app.conf", "pair:/tmp/second.conf")
@@ -222,7 +222,7 @@ func TestCpFromAndToAStoppedContainer(t *testing.T) {
 	web := p.name("web", 1)
 	p.sh(web, "echo in-layer > /root/note && echo in-volume > /data/v")
 	p.mustRun("stop", "-t", "0", "web")
-	hostTree(t, p.dir)
+	cpHostTree(t, p.dir)
 
 	p.mustRun("cp", "web:/root/note", "note")
 	p.mustRun("cp", "web:/data/v", "v")

@@ -38,7 +38,7 @@ type statsJSON struct {
 	BlockIO, CPUPerc, Container, ID, MemPerc, MemUsage, Name, NetIO, PIDs string
 }
 
-func (p *projectEnv) statsJSON(args ...string) map[string]statsJSON {
+func (p *projectEnv) statsLines(args ...string) map[string]statsJSON {
 	p.t.Helper()
 	out := p.mustRun(append([]string{"stats", "--no-stream", "--format", "json"}, args...)...)
 	rows := map[string]statsJSON{}
@@ -66,7 +66,7 @@ func (p *projectEnv) statsJSON(args ...string) map[string]statsJSON {
 }
 
 // memUsage reads "12.5MiB / 256MiB" as bytes used and limit.
-func memUsage(t *testing.T, s string) (int64, int64) {
+func statsMemUsage(t *testing.T, s string) (int64, int64) {
 	t.Helper()
 	used, limit, ok := strings.Cut(s, " / ")
 	u, err1 := units.RAMInBytes(used)
@@ -77,7 +77,7 @@ func memUsage(t *testing.T, s string) (int64, int64) {
 	return u, l
 }
 
-func percent(t *testing.T, s string) float64 {
+func statsPercent(t *testing.T, s string) float64 {
 	t.Helper()
 	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
 	if err != nil || !strings.HasSuffix(s, "%") {
@@ -91,7 +91,7 @@ func TestStatsShowsMemoryPidsAndCPUOfTheContainers(t *testing.T) {
 	p.mustRun("up", "-d")
 	mem, busy, once := p.name("mem", 1), p.name("busy", 1), p.name("once", 1)
 
-	rows := p.statsJSON()
+	rows := p.statsLines()
 	if _, ok := rows[once]; ok {
 		t.Errorf("stats lists the exited %s without -a", once)
 	}
@@ -99,7 +99,7 @@ func TestStatsShowsMemoryPidsAndCPUOfTheContainers(t *testing.T) {
 	if m.PIDs != "4" { // sh and its three sleeps
 		t.Errorf("%s PIDs = %q, want 4", mem, m.PIDs)
 	}
-	before, limit := memUsage(t, m.MemUsage)
+	before, limit := statsMemUsage(t, m.MemUsage)
 	if limit != 256<<20 {
 		t.Errorf("%s limit %d, want 256MiB (mem_limit)", mem, limit)
 	}
@@ -109,27 +109,27 @@ func TestStatsShowsMemoryPidsAndCPUOfTheContainers(t *testing.T) {
 
 	// 64 MiB written to a tmpfs is memory of the container.
 	p.sh(mem, "dd if=/dev/zero of=/scratch/blob bs=1M count=64 2>/dev/null")
-	after, _ := memUsage(t, p.statsJSON("mem")[mem].MemUsage)
+	after, _ := statsMemUsage(t, p.statsLines("mem")[mem].MemUsage)
 	t.Logf("%s memory: %d KiB before, %d KiB after writing 64 MiB to tmpfs", mem, before>>10, after>>10)
 	if after-before < 60<<20 {
 		t.Errorf("%s memory grew by %d bytes, want about 64 MiB", mem, after-before)
 	}
-	if pct := percent(t, p.statsJSON("mem")[mem].MemPerc); pct < 20 || pct > 40 {
+	if pct := statsPercent(t, p.statsLines("mem")[mem].MemPerc); pct < 20 || pct > 40 {
 		t.Errorf("%s MemPerc %.2f, want about 25%% of 256 MiB", mem, pct)
 	}
 
 	// A busy loop keeps one core busy: near 100 % (the host is shared).
-	cpu := percent(t, rows[busy].CPUPerc)
+	cpu := statsPercent(t, rows[busy].CPUPerc)
 	t.Logf("%s CPU %.2f%%", busy, cpu)
 	if cpu < 40 || cpu > 150 {
 		t.Errorf("%s CPU %.2f%%, want about 100%%", busy, cpu)
 	}
-	if idle := percent(t, m.CPUPerc); idle > 10 {
+	if idle := statsPercent(t, m.CPUPerc); idle > 10 {
 		t.Errorf("%s (sleeping) CPU %.2f%%, want about 0", mem, idle)
 	}
 
 	// -a lists the exited container too, with zeros.
-	all := p.statsJSON("-a")
+	all := p.statsLines("-a")
 	if o, ok := all[once]; !ok || o.CPUPerc != "0.00%" || o.PIDs != "0" {
 		t.Errorf("stats -a: %s = %+v, want listed with zeros", once, o)
 	}
@@ -147,7 +147,7 @@ func TestStatsTableAndNetworkFigures(t *testing.T) {
 	}
 	// Traffic to the project's own bridge only.
 	p.sh(mem, "ping -c 3 -W 1 "+gw+" >/dev/null")
-	rx, tx, _ := strings.Cut(p.statsJSON()[mem].NetIO, " / ")
+	rx, tx, _ := strings.Cut(p.statsLines()[mem].NetIO, " / ")
 	if rx == "0B" || tx == "0B" {
 		t.Errorf("NetIO %s / %s after pinging the gateway, want traffic both ways", rx, tx)
 	}

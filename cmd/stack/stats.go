@@ -85,7 +85,7 @@ func (a *app) runStats(ctx context.Context, f statsFlags, services []string) err
 		if first {
 			// CPU % needs two samples: the first one is only a baseline.
 			prev = cur
-			if !sleepCtx(ctx, statsInterval) {
+			if !statsSleep(ctx, statsInterval) {
 				return nil
 			}
 			continue
@@ -101,7 +101,7 @@ func (a *app) runStats(ctx context.Context, f statsFlags, services []string) err
 			return nil
 		}
 		prev = cur
-		if !sleepCtx(ctx, statsInterval) {
+		if !statsSleep(ctx, statsInterval) {
 			return nil // Ctrl-C ends the stream
 		}
 	}
@@ -173,8 +173,8 @@ func renderStats(w io.Writer, rows []statsRow, format string) error {
 	return tw.Flush()
 }
 
-// sleepCtx waits d; false when ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
+// statsSleep waits d; false when ctx ended first.
+func statsSleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

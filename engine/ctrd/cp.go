@@ -36,10 +36,10 @@ func (c *Client) CopyFromContainer(ctx context.Context, id, srcPath, dstPath str
 	}
 	defer host.Close()
 	return c.withContainerRoot(ctx, id, func(root *cpRoot) error {
-		src := copySide{root: root, path: containerPath(srcPath), where: "container " + opts.name(id)}
-		dst := copySide{root: host, path: hostPath(dstPath), where: "the host"}
+		src := copySide{root: root, path: cpContainerPath(srcPath), where: "container " + opts.name(id)}
+		dst := copySide{root: host, path: cpHostPath(dstPath), where: "the host"}
 		owner := &[2]int{os.Getuid(), os.Getgid()}
-		return copyBetween(src, dst, opts.FollowLink, keepOwner(opts.Archive, owner))
+		return copyBetween(src, dst, opts.FollowLink, cpKeepOwner(opts.Archive, owner))
 	})
 }
 
@@ -47,12 +47,12 @@ func (c *Client) CopyFromContainer(ctx context.Context, id, srcPath, dstPath str
 // stream, as `docker cp CONTAINER:SRC -` does.
 func (c *Client) ArchiveFromContainer(ctx context.Context, id, srcPath string, w io.Writer, opts CopyOptions) error {
 	return c.withContainerRoot(ctx, id, func(root *cpRoot) error {
-		src := copySide{root: root, path: containerPath(srcPath), where: "container " + opts.name(id)}
+		src := copySide{root: root, path: cpContainerPath(srcPath), where: "container " + opts.name(id)}
 		follow := followsLast(src.path, opts.FollowLink)
 		if _, err := src.stat(follow); err != nil {
 			return err
 		}
-		return writeTar(w, root, src.path, sourceName(src.path), follow)
+		return cpWriteTar(w, root, src.path, cpSourceName(src.path), follow)
 	})
 }
 
@@ -64,9 +64,9 @@ func (c *Client) CopyToContainer(ctx context.Context, id, srcPath, dstPath strin
 	}
 	defer host.Close()
 	return c.withContainerRoot(ctx, id, func(root *cpRoot) error {
-		src := copySide{root: host, path: hostPath(srcPath), where: "the host"}
-		dst := copySide{root: root, path: containerPath(dstPath), where: "container " + opts.name(id)}
-		return copyBetween(src, dst, opts.FollowLink, keepOwner(opts.Archive, &[2]int{0, 0}))
+		src := copySide{root: host, path: cpHostPath(srcPath), where: "the host"}
+		dst := copySide{root: root, path: cpContainerPath(dstPath), where: "container " + opts.name(id)}
+		return copyBetween(src, dst, opts.FollowLink, cpKeepOwner(opts.Archive, &[2]int{0, 0}))
 	})
 }
 
@@ -74,15 +74,15 @@ func (c *Client) CopyToContainer(ctx context.Context, id, srcPath, dstPath strin
 // container, which must be a directory (`docker cp - CONTAINER:DST`).
 func (c *Client) ExtractToContainer(ctx context.Context, id string, r io.Reader, dstPath string, opts CopyOptions) error {
 	return c.withContainerRoot(ctx, id, func(root *cpRoot) error {
-		dst := copySide{root: root, path: containerPath(dstPath), where: "container " + opts.name(id)}
+		dst := copySide{root: root, path: cpContainerPath(dstPath), where: "container " + opts.name(id)}
 		st, err := dst.stat(true)
 		if err != nil {
 			return err
 		}
-		if !isDir(st) {
+		if !cpIsDir(st) {
 			return fmt.Errorf("destination %s in %s must be a directory", dstPath, dst.where)
 		}
-		sink := &tarSink{root: root, dir: dst.path, owner: keepOwner(opts.Archive, &[2]int{0, 0})}
+		sink := &cpTarSink{root: root, dir: dst.path, owner: cpKeepOwner(opts.Archive, &[2]int{0, 0})}
 		return sink.extract(r)
 	})
 }
@@ -94,7 +94,7 @@ func (o CopyOptions) name(id string) string {
 	return id
 }
 
-func keepOwner(archive bool, owner *[2]int) *[2]int {
+func cpKeepOwner(archive bool, owner *[2]int) *[2]int {
 	if archive {
 		return nil
 	}
@@ -129,13 +129,13 @@ func (s copySide) end() (cpEnd, error) {
 	if !assertsDirectory(s.path) {
 		p, err := s.root.followLast(s.path)
 		if err != nil {
-			return cpEnd{}, &pathError{op: "resolve", path: s.path, err: err}
+			return cpEnd{}, &cpPathError{op: "resolve", path: s.path, err: err}
 		}
 		s.path = p
 	}
 	st, err := s.stat(true)
 	if err == nil {
-		return cpEnd{Path: s.path, Exists: true, IsDir: isDir(st)}, nil
+		return cpEnd{Path: s.path, Exists: true, IsDir: cpIsDir(st)}, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return cpEnd{}, err
@@ -145,7 +145,7 @@ func (s copySide) end() (cpEnd, error) {
 	if perr != nil {
 		return cpEnd{}, fmt.Errorf("destination's parent directory: %w", perr)
 	}
-	if !isDir(pst) {
+	if !cpIsDir(pst) {
 		return cpEnd{}, fmt.Errorf("destination's parent %s in %s is not a directory", parent, s.where)
 	}
 	return cpEnd{Path: s.path}, nil
@@ -163,13 +163,13 @@ func copyBetween(src, dst copySide, followLink bool, owner *[2]int) error {
 	if err != nil {
 		return err
 	}
-	target, err := planCopy(cpEnd{Path: src.path, Exists: true, IsDir: isDir(st)}, dstEnd)
+	target, err := planCopy(cpEnd{Path: src.path, Exists: true, IsDir: cpIsDir(st)}, dstEnd)
 	if err != nil {
 		return err
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeTar(pw, src.root, src.path, target.Name, follow)) }()
-	sink := &tarSink{root: dst.root, dir: target.Dir, owner: owner}
+	go func() { pw.CloseWithError(cpWriteTar(pw, src.root, src.path, target.Name, follow)) }()
+	sink := &cpTarSink{root: dst.root, dir: target.Dir, owner: owner}
 	err = sink.extract(pr)
 	pr.CloseWithError(errors.New("extraction stopped"))
 	if err != nil {
@@ -180,7 +180,7 @@ func copyBetween(src, dst copySide, followLink bool, owner *[2]int) error {
 
 // containerPath makes a container path absolute: docker cp reads relative
 // container paths from "/". Trailing "/" and "/." are kept.
-func containerPath(p string) string {
+func cpContainerPath(p string) string {
 	if strings.HasPrefix(p, "/") {
 		return p
 	}
@@ -189,7 +189,7 @@ func containerPath(p string) string {
 
 // hostPath makes a host path absolute from the working directory, keeping
 // trailing "/" and "/." (path.Join would drop them).
-func hostPath(p string) string {
+func cpHostPath(p string) string {
 	if path.IsAbs(p) {
 		return p
 	}

@@ -114,7 +114,7 @@ func (c *Client) bindInRoot(root *cpRoot, m engine.Mount) error {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := unix.Mount(source, fdPath(fd), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := unix.Mount(source, procFdPath(fd), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
 	if !m.ReadOnly {
@@ -126,5 +126,5 @@ func (c *Client) bindInRoot(root *cpRoot, m engine.Mount) error {
 		return err
 	}
 	defer unix.Close(mfd)
-	return unix.Mount("", fdPath(mfd), "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, "")
+	return unix.Mount("", procFdPath(mfd), "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, "")
 }

@@ -43,10 +43,10 @@ type cpTarget struct{ Dir, Name string }
 // destination as found.
 func planCopy(src, dst cpEnd) (cpTarget, error) {
 	dstDir, dstBase := splitPathDirEntry(dst.Path)
-	srcBase := sourceName(src.Path)
+	srcBase := cpSourceName(src.Path)
 	switch {
 	case dst.Exists && dst.IsDir:
-		return cpTarget{Dir: cleanPath(dst.Path), Name: srcBase}, nil
+		return cpTarget{Dir: cpCleanPath(dst.Path), Name: srcBase}, nil
 	case dst.Exists && src.IsDir:
 		return cpTarget{}, fmt.Errorf("%w: %s exists and is not a directory", ErrCopyDirToFile, dst.Path)
 	case dst.Exists, src.IsDir:
@@ -59,7 +59,7 @@ func planCopy(src, dst cpEnd) (cpTarget, error) {
 
 // sourceName is the name the source's top entry takes in an archive: its
 // base, "." for "dir/." and for the root.
-func sourceName(p string) string {
+func cpSourceName(p string) string {
 	if _, base := splitPathDirEntry(p); base != "/" {
 		return base
 	}
@@ -69,7 +69,7 @@ func sourceName(p string) string {
 // splitPathDirEntry splits p into its parent and its last element, as
 // docker does: "/a/b/." gives ("/a/b", "."), "/a/b/" gives ("/a", "b").
 func splitPathDirEntry(p string) (dir, base string) {
-	cleaned := cleanPath(p)
+	cleaned := cpCleanPath(p)
 	if specifiesCurrentDir(p) {
 		cleaned = strings.TrimSuffix(cleaned, "/") + "/."
 	}
@@ -77,7 +77,7 @@ func splitPathDirEntry(p string) (dir, base string) {
 }
 
 // cleanPath is path.Clean, keeping relative paths relative.
-func cleanPath(p string) string {
+func cpCleanPath(p string) string {
 	if p == "" {
 		return "."
 	}

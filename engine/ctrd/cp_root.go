@@ -26,7 +26,7 @@ type cpRoot struct {
 func openCpRoot(dir string, host bool) (*cpRoot, error) {
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &pathError{op: "open", path: dir, err: err}
+		return nil, &cpPathError{op: "open", path: dir, err: err}
 	}
 	return &cpRoot{fd: fd, host: host}, nil
 }
@@ -83,11 +83,11 @@ func (r *cpRoot) followLast(p string) (string, error) {
 		}
 		var st unix.Stat_t
 		err = unix.Fstat(fd, &st)
-		if err != nil || !isSymlink(st) {
+		if err != nil || !cpIsSymlink(st) {
 			unix.Close(fd)
 			return p, err
 		}
-		target, err := readlinkFd(fd)
+		target, err := cpReadlink(fd)
 		unix.Close(fd)
 		if err != nil {
 			return "", err
@@ -133,26 +133,26 @@ func (r *cpRoot) mkdirAll(p string, uid, gid int) (int, error) {
 
 // fdPath names an open fd so that calls without an fd variant (chmod,
 // utimes on O_PATH fds) reach the very inode and follow no symlink.
-func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+func procFdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
 // isDir says whether st describes a directory.
-func isDir(st unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }
+func cpIsDir(st unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }
 
-func isSymlink(st unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFLNK }
+func cpIsSymlink(st unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFLNK }
 
-// pathError is an error about one path, in the words docker cp uses.
-type pathError struct {
+// cpPathError is an error about one path, in the words docker cp uses.
+type cpPathError struct {
 	op, path string
 	err      error
 }
 
-func (e *pathError) Error() string {
-	return fmt.Sprintf("%s %s: %s", e.op, e.path, describeErrno(e.err))
+func (e *cpPathError) Error() string {
+	return fmt.Sprintf("%s %s: %s", e.op, e.path, cpErrno(e.err))
 }
 
-func (e *pathError) Unwrap() error { return e.err }
+func (e *cpPathError) Unwrap() error { return e.err }
 
-func describeErrno(err error) string {
+func cpErrno(err error) string {
 	var errno unix.Errno
 	if errors.As(err, &errno) {
 		return errno.Error()

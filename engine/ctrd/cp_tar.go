@@ -12,23 +12,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tarSource writes a tree of a root as a tar stream. It walks with file
+// cpTarSource writes a tree of a root as a tar stream. It walks with file
 // descriptors, each child opened relative to its directory with
 // O_NOFOLLOW, so a symlink swapped in during the walk is archived as a
 // symlink and never followed out of the root.
-type tarSource struct {
+type cpTarSource struct {
 	tw    *tar.Writer
 	links map[[2]uint64]string // (dev, inode) → first name, for hard links
 }
 
 // writeTar archives p of root as name (and name/... below a directory).
 // follow decides for a symlink as p's last element.
-func writeTar(w io.Writer, root *cpRoot, p, name string, follow bool) error {
+func cpWriteTar(w io.Writer, root *cpRoot, p, name string, follow bool) error {
 	fd, err := root.open(p, unix.O_PATH, follow)
 	if err != nil {
-		return &pathError{op: "open", path: p, err: err}
+		return &cpPathError{op: "open", path: p, err: err}
 	}
-	s := &tarSource{tw: tar.NewWriter(w), links: map[[2]uint64]string{}}
+	s := &cpTarSource{tw: tar.NewWriter(w), links: map[[2]uint64]string{}}
 	err = s.add(fd, name)
 	unix.Close(fd)
 	if err != nil {
@@ -39,21 +39,21 @@ func writeTar(w io.Writer, root *cpRoot, p, name string, follow bool) error {
 
 // add archives the object open as fd (O_PATH) under name; it owns fd's
 // lifetime only while running, the caller closes it.
-func (s *tarSource) add(fd int, name string) error {
+func (s *cpTarSource) add(fd int, name string) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return &pathError{op: "stat", path: name, err: err}
+		return &cpPathError{op: "stat", path: name, err: err}
 	}
-	hdr := tarHeader(st, name)
+	hdr := cpTarHeader(st, name)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		return s.addDir(fd, hdr)
 	case unix.S_IFREG:
 		return s.addFile(fd, st, hdr)
 	case unix.S_IFLNK:
-		target, err := readlinkFd(fd)
+		target, err := cpReadlink(fd)
 		if err != nil {
-			return &pathError{op: "readlink", path: name, err: err}
+			return &cpPathError{op: "readlink", path: name, err: err}
 		}
 		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
 	case unix.S_IFCHR, unix.S_IFBLK:
@@ -70,7 +70,7 @@ func (s *tarSource) add(fd int, name string) error {
 	return s.tw.WriteHeader(hdr)
 }
 
-func tarHeader(st unix.Stat_t, name string) *tar.Header {
+func cpTarHeader(st unix.Stat_t, name string) *tar.Header {
 	return &tar.Header{
 		Name:    name,
 		Mode:    int64(st.Mode & 0o7777),
@@ -81,7 +81,7 @@ func tarHeader(st unix.Stat_t, name string) *tar.Header {
 	}
 }
 
-func (s *tarSource) addFile(fd int, st unix.Stat_t, hdr *tar.Header) error {
+func (s *cpTarSource) addFile(fd int, st unix.Stat_t, hdr *tar.Header) error {
 	key := [2]uint64{st.Dev, st.Ino}
 	if first, ok := s.links[key]; ok && st.Nlink > 1 {
 		hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
@@ -90,7 +90,7 @@ func (s *tarSource) addFile(fd int, st unix.Stat_t, hdr *tar.Header) error {
 	if st.Nlink > 1 {
 		s.links[key] = hdr.Name
 	}
-	f, err := os.OpenFile(fdPath(fd), os.O_RDONLY, 0)
+	f, err := os.OpenFile(procFdPath(fd), os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", hdr.Name, err)
 	}
@@ -107,7 +107,7 @@ func (s *tarSource) addFile(fd int, st unix.Stat_t, hdr *tar.Header) error {
 	return nil
 }
 
-func (s *tarSource) addDir(fd int, hdr *tar.Header) error {
+func (s *cpTarSource) addDir(fd int, hdr *tar.Header) error {
 	hdr.Typeflag = tar.TypeDir
 	if hdr.Name != "." {
 		hdr.Name += "/"
@@ -119,11 +119,11 @@ func (s *tarSource) addDir(fd int, hdr *tar.Header) error {
 	}
 	dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &pathError{op: "open", path: hdr.Name, err: err}
+		return &cpPathError{op: "open", path: hdr.Name, err: err}
 	}
 	dir := os.NewFile(uintptr(dfd), hdr.Name)
 	defer dir.Close()
-	if pseudoFS(dfd) {
+	if cpPseudoFS(dfd) {
 		return nil // /proc, /sys and the like: the directory, not its content
 	}
 	names, err := dir.Readdirnames(-1)
@@ -136,7 +136,7 @@ func (s *tarSource) addDir(fd int, hdr *tar.Header) error {
 		if err == unix.ENOENT {
 			continue // removed meanwhile
 		} else if err != nil {
-			return &pathError{op: "open", path: path.Join(hdr.Name, n), err: err}
+			return &cpPathError{op: "open", path: path.Join(hdr.Name, n), err: err}
 		}
 		err = s.add(cfd, path.Join(hdr.Name, n))
 		unix.Close(cfd)
@@ -147,24 +147,24 @@ func (s *tarSource) addDir(fd int, hdr *tar.Header) error {
 	return nil
 }
 
-// pseudoFilesystems are kernel interfaces mounted in a running container
+// cpPseudoFilesystems are kernel interfaces mounted in a running container
 // that docker cp does not see: their files are not data.
-var pseudoFilesystems = map[int64]bool{
+var cpPseudoFilesystems = map[int64]bool{
 	unix.PROC_SUPER_MAGIC: true, unix.SYSFS_MAGIC: true, unix.CGROUP_SUPER_MAGIC: true,
-	unix.CGROUP2_SUPER_MAGIC: true, unix.DEVPTS_SUPER_MAGIC: true, mqueueMagic: true,
+	unix.CGROUP2_SUPER_MAGIC: true, unix.DEVPTS_SUPER_MAGIC: true, cpMqueueMagic: true,
 	unix.SECURITYFS_MAGIC: true, unix.DEBUGFS_MAGIC: true, unix.TRACEFS_MAGIC: true, unix.BPF_FS_MAGIC: true,
 }
 
-const mqueueMagic = 0x19800202 // not in x/sys/unix
+const cpMqueueMagic = 0x19800202 // not in x/sys/unix
 
 // pseudoFS says whether the directory open as fd is on such a filesystem.
-func pseudoFS(fd int) bool {
+func cpPseudoFS(fd int) bool {
 	var st unix.Statfs_t
-	return unix.Fstatfs(fd, &st) == nil && pseudoFilesystems[int64(st.Type)]
+	return unix.Fstatfs(fd, &st) == nil && cpPseudoFilesystems[int64(st.Type)]
 }
 
 // readlinkFd reads the target of the symlink open as fd (O_PATH).
-func readlinkFd(fd int) (string, error) {
+func cpReadlink(fd int) (string, error) {
 	buf := make([]byte, 256)
 	for {
 		n, err := unix.Readlinkat(fd, "", buf)

@@ -12,20 +12,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tarSink extracts a tar stream into a directory of a root. Each entry's
+// cpTarSink extracts a tar stream into a directory of a root. Each entry's
 // parent is resolved inside the root (RESOLVE_IN_ROOT) and the entry is
 // created relative to that parent with O_NOFOLLOW/O_EXCL; metadata is then
 // set through an fd of the new object, so nothing lands outside the root
 // whatever the archive's names or the symlinks already there.
-type tarSink struct {
+type cpTarSink struct {
 	root *cpRoot
 	dir  string // extraction directory, inside root
 	// owner, when set, replaces the archive's uid:gid (docker cp without -a).
 	owner *[2]int
-	dirs  []dirTime
+	dirs  []cpDirTime
 }
 
-type dirTime struct {
+type cpDirTime struct {
 	path  string
 	mtime unix.Timespec
 }
@@ -33,7 +33,7 @@ type dirTime struct {
 // ErrCopyBreakout is an archive entry naming a path outside the destination.
 var ErrCopyBreakout = errors.New("archive entry leaves the destination directory")
 
-func (s *tarSink) extract(r io.Reader) error {
+func (s *cpTarSink) extract(r io.Reader) error {
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -53,13 +53,13 @@ func (s *tarSink) extract(r io.Reader) error {
 		if err != nil {
 			continue
 		}
-		unix.UtimesNanoAt(unix.AT_FDCWD, fdPath(fd), []unix.Timespec{d.mtime, d.mtime}, 0)
+		unix.UtimesNanoAt(unix.AT_FDCWD, procFdPath(fd), []unix.Timespec{d.mtime, d.mtime}, 0)
 		unix.Close(fd)
 	}
 	return nil
 }
 
-func (s *tarSink) entry(hdr *tar.Header, content io.Reader) error {
+func (s *cpTarSink) entry(hdr *tar.Header, content io.Reader) error {
 	name := path.Clean(hdr.Name)
 	if path.IsAbs(name) || name == ".." || len(name) > 2 && name[:3] == "../" {
 		return fmt.Errorf("%w: %s", ErrCopyBreakout, hdr.Name)
@@ -78,7 +78,7 @@ func (s *tarSink) entry(hdr *tar.Header, content io.Reader) error {
 	parent, base := path.Split(target)
 	pfd, err := s.root.mkdirAll(parent, uid, gid)
 	if err != nil {
-		return &pathError{op: "create directory", path: parent, err: err}
+		return &cpPathError{op: "create directory", path: parent, err: err}
 	}
 	defer unix.Close(pfd)
 	if err := s.replace(pfd, base, target, hdr.Typeflag == tar.TypeDir); err != nil {
@@ -92,29 +92,29 @@ func (s *tarSink) entry(hdr *tar.Header, content io.Reader) error {
 
 // replace clears the way for the entry: an existing non-directory goes; a
 // directory stays for a directory entry and is an error for anything else.
-func (s *tarSink) replace(pfd int, base, target string, entryIsDir bool) error {
+func (s *cpTarSink) replace(pfd int, base, target string, entryIsDir bool) error {
 	var st unix.Stat_t
 	err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if err == unix.ENOENT {
 		return nil
 	} else if err != nil {
-		return &pathError{op: "stat", path: target, err: err}
+		return &cpPathError{op: "stat", path: target, err: err}
 	}
 	switch {
-	case isDir(st) && entryIsDir:
+	case cpIsDir(st) && entryIsDir:
 		return nil
-	case isDir(st):
+	case cpIsDir(st):
 		return fmt.Errorf("cannot overwrite directory %s with a non-directory", target)
 	case entryIsDir:
 		return fmt.Errorf("cannot overwrite non-directory %s with a directory", target)
 	}
 	if err := unix.Unlinkat(pfd, base, 0); err != nil {
-		return &pathError{op: "remove", path: target, err: err}
+		return &cpPathError{op: "remove", path: target, err: err}
 	}
 	return nil
 }
 
-func (s *tarSink) create(pfd int, base, target string, hdr *tar.Header, content io.Reader) error {
+func (s *cpTarSink) create(pfd int, base, target string, hdr *tar.Header, content io.Reader) error {
 	mode := uint32(hdr.Mode & 0o7777)
 	var err error
 	switch hdr.Typeflag {
@@ -124,7 +124,7 @@ func (s *tarSink) create(pfd int, base, target string, hdr *tar.Header, content 
 			err = nil
 		}
 	case tar.TypeReg, tar.TypeRegA:
-		err = writeFileAt(pfd, base, content)
+		err = cpWriteFileAt(pfd, base, content)
 	case tar.TypeSymlink:
 		err = unix.Symlinkat(hdr.Linkname, pfd, base)
 	case tar.TypeLink:
@@ -136,12 +136,12 @@ func (s *tarSink) create(pfd int, base, target string, hdr *tar.Header, content 
 		return nil // pax globals, GNU extensions: nothing to create
 	}
 	if err != nil {
-		return &pathError{op: "create", path: target, err: err}
+		return &cpPathError{op: "create", path: target, err: err}
 	}
 	return nil
 }
 
-func writeFileAt(pfd int, base string, content io.Reader) error {
+func cpWriteFileAt(pfd int, base string, content io.Reader) error {
 	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
@@ -156,7 +156,7 @@ func writeFileAt(pfd int, base string, content io.Reader) error {
 
 // link makes a hard link to an entry extracted before; the archive names
 // it relative to the destination directory.
-func (s *tarSink) link(pfd int, base, linkname string) error {
+func (s *cpTarSink) link(pfd int, base, linkname string) error {
 	old := path.Clean(linkname)
 	if path.IsAbs(old) || old == ".." || len(old) > 2 && old[:3] == "../" {
 		return fmt.Errorf("%w: hard link to %s", ErrCopyBreakout, linkname)
@@ -172,34 +172,34 @@ func (s *tarSink) link(pfd int, base, linkname string) error {
 
 // setMeta sets owner, mode and times through an fd of the object just
 // created, so a symlink put in its place meanwhile is never followed.
-func (s *tarSink) setMeta(pfd int, base, target string, hdr *tar.Header, uid, gid int) error {
+func (s *cpTarSink) setMeta(pfd int, base, target string, hdr *tar.Header, uid, gid int) error {
 	fd, err := unix.Openat(pfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &pathError{op: "open", path: target, err: err}
+		return &cpPathError{op: "open", path: target, err: err}
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return &pathError{op: "stat", path: target, err: err}
+		return &cpPathError{op: "stat", path: target, err: err}
 	}
 	if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &pathError{op: "chown", path: target, err: err}
+		return &cpPathError{op: "chown", path: target, err: err}
 	}
 	mtime := unix.NsecToTimespec(hdr.ModTime.UnixNano())
-	if isSymlink(st) {
+	if cpIsSymlink(st) {
 		unix.UtimesNanoAt(pfd, base, []unix.Timespec{mtime, mtime}, unix.AT_SYMLINK_NOFOLLOW)
 		return nil
 	}
 	// After chown, which clears set-id bits.
-	if err := unix.Chmod(fdPath(fd), uint32(hdr.Mode&0o7777)); err != nil {
-		return &pathError{op: "chmod", path: target, err: err}
+	if err := unix.Chmod(procFdPath(fd), uint32(hdr.Mode&0o7777)); err != nil {
+		return &cpPathError{op: "chmod", path: target, err: err}
 	}
-	if isDir(st) {
-		s.dirs = append(s.dirs, dirTime{path: target, mtime: mtime})
+	if cpIsDir(st) {
+		s.dirs = append(s.dirs, cpDirTime{path: target, mtime: mtime})
 		return nil
 	}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, fdPath(fd), []unix.Timespec{mtime, mtime}, 0); err != nil {
-		return &pathError{op: "set times of", path: target, err: err}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, procFdPath(fd), []unix.Timespec{mtime, mtime}, 0); err != nil {
+		return &cpPathError{op: "set times of", path: target, err: err}
 	}
 	return nil
 }

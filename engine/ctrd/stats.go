@@ -54,31 +54,31 @@ func (c *Client) ContainerStats(ctx context.Context, id string) (StatsSample, er
 	var s StatsSample
 	switch m := data.(type) {
 	case *v1.Metrics:
-		s = fromCgroup1(m)
+		s = statsFromCgroup1(m)
 	case *v2.Metrics:
-		s = fromCgroup2(m)
+		s = statsFromCgroup2(m)
 	default:
 		return StatsSample{}, fmt.Errorf("stats of container %s: unknown metrics type %T", id, data)
 	}
 	s.Read = time.Now()
-	s.SystemCPU, s.OnlineCPUs = hostCPU()
-	if total := hostMemory(); s.MemLimit == 0 || total > 0 && s.MemLimit > total {
+	s.SystemCPU, s.OnlineCPUs = statsHostCPU()
+	if total := statsHostMemory(); s.MemLimit == 0 || total > 0 && s.MemLimit > total {
 		s.MemLimit = total
 	}
 	if f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", task.Pid())); err == nil {
-		s.NetRx, s.NetTx = parseNetDev(f)
+		s.NetRx, s.NetTx = statsParseNetDev(f)
 		f.Close()
 	}
 	return s, nil
 }
 
-func fromCgroup1(m *v1.Metrics) StatsSample {
+func statsFromCgroup1(m *v1.Metrics) StatsSample {
 	var s StatsSample
 	if m.CPU != nil && m.CPU.Usage != nil {
 		s.CPUTotal = m.CPU.Usage.Total
 	}
 	if mem := m.Memory; mem != nil && mem.Usage != nil {
-		s.MemUsage, s.MemLimit = withoutCache(mem.Usage.Usage, mem.TotalInactiveFile), mem.Usage.Limit
+		s.MemUsage, s.MemLimit = statsWithoutCache(mem.Usage.Usage, mem.TotalInactiveFile), mem.Usage.Limit
 	}
 	if m.Blkio != nil {
 		for _, e := range m.Blkio.IoServiceBytesRecursive {
@@ -96,13 +96,13 @@ func fromCgroup1(m *v1.Metrics) StatsSample {
 	return s
 }
 
-func fromCgroup2(m *v2.Metrics) StatsSample {
+func statsFromCgroup2(m *v2.Metrics) StatsSample {
 	var s StatsSample
 	if m.CPU != nil {
 		s.CPUTotal = m.CPU.UsageUsec * 1000
 	}
 	if m.Memory != nil {
-		s.MemUsage, s.MemLimit = withoutCache(m.Memory.Usage, m.Memory.InactiveFile), m.Memory.UsageLimit
+		s.MemUsage, s.MemLimit = statsWithoutCache(m.Memory.Usage, m.Memory.InactiveFile), m.Memory.UsageLimit
 	}
 	if m.Io != nil {
 		for _, e := range m.Io.Usage {
@@ -118,7 +118,7 @@ func fromCgroup2(m *v2.Metrics) StatsSample {
 
 // withoutCache is docker's memory usage: the inactive file cache can be
 // reclaimed, so it does not count.
-func withoutCache(usage, inactiveFile uint64) uint64 {
+func statsWithoutCache(usage, inactiveFile uint64) uint64 {
 	if inactiveFile < usage {
 		return usage - inactiveFile
 	}
@@ -150,16 +150,16 @@ func ComputeStats(prev, cur StatsSample) StatsFigures {
 
 // hostCPU reads /proc/stat: the host's CPU time in ns (user through
 // softirq, as docker sums it) and the number of online CPUs.
-func hostCPU() (uint64, int) {
+func statsHostCPU() (uint64, int) {
 	f, err := os.Open("/proc/stat")
 	if err != nil {
 		return 0, 0
 	}
 	defer f.Close()
-	return parseProcStat(f)
+	return statsParseProcStat(f)
 }
 
-func parseProcStat(r io.Reader) (uint64, int) {
+func statsParseProcStat(r io.Reader) (uint64, int) {
 	var total uint64
 	cpus := 0
 	sc := bufio.NewScanner(r)
@@ -184,7 +184,7 @@ func parseProcStat(r io.Reader) (uint64, int) {
 }
 
 // hostMemory is MemTotal from /proc/meminfo, in bytes.
-func hostMemory() uint64 {
+func statsHostMemory() uint64 {
 	data, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0
@@ -203,7 +203,7 @@ func hostMemory() uint64 {
 
 // parseNetDev sums received and transmitted bytes of /proc/<pid>/net/dev
 // (the task's network namespace), loopback left out.
-func parseNetDev(r io.Reader) (rx, tx uint64) {
+func statsParseNetDev(r io.Reader) (rx, tx uint64) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		name, rest, ok := strings.Cut(sc.Text(), ":")

@@ -56,12 +56,12 @@ func TestCgroup1MetricsAsDockerCountsThem(t *testing.T) {
 		}},
 		Pids: &v1.PidsStat{Current: 4},
 	}
-	s := fromCgroup1(m)
+	s := statsFromCgroup1(m)
 	want := StatsSample{CPUTotal: 123, MemUsage: 70, MemLimit: 1000, BlockRead: 6, BlockWrite: 7, PIDs: 4}
 	if s != want {
 		t.Errorf("got %+v, want %+v", s, want)
 	}
-	if s := fromCgroup1(&v1.Metrics{}); s != (StatsSample{}) {
+	if s := statsFromCgroup1(&v1.Metrics{}); s != (StatsSample{}) {
 		t.Errorf("empty metrics: %+v", s)
 	}
 }
@@ -72,7 +72,7 @@ cpu0 50 5 25 500 3 1 1 50 0 0
 cpu1 50 5 25 500 2 0 1 49 0 0
 intr 12345
 `
-	total, cpus := parseProcStat(strings.NewReader(stat))
+	total, cpus := statsParseProcStat(strings.NewReader(stat))
 	// 100+10+50+1000+5+1+2 = 1168 ticks of 10 ms; steal (99) is left out.
 	if total != 1168*uint64(10*time.Millisecond) || cpus != 2 {
 		t.Errorf("total %d ns, %d cpus; want %d, 2", total, cpus, 1168*uint64(10*time.Millisecond))
@@ -86,7 +86,7 @@ func TestNetDevLeavesLoopbackOut(t *testing.T) {
   eth0:    1500      12    0    0    0     0          0         0      700       8    0    0    0     0       0          0
   eth1:     500       2    0    0    0     0          0         0      300       1    0    0    0     0       0          0
 `
-	rx, tx := parseNetDev(strings.NewReader(dev))
+	rx, tx := statsParseNetDev(strings.NewReader(dev))
 	if rx != 2000 || tx != 1000 {
 		t.Errorf("rx %d tx %d, want 2000 1000", rx, tx)
 	}
