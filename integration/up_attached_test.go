@@ -258,14 +258,21 @@ services:
     image: busybox
     network_mode: none
     restart: on-failure:2
+    depends_on: [dep]
     command: ["sh", "-c", "echo crash run; sleep 0.2; exit 2"]
+  dep:
+    image: busybox
+    network_mode: none
+    command: ["sh", "-c", "echo dep ready; exec sleep 3600"]
 `
 
 // A container its restart policy brings back is still followed: up
-// returns after the last run the daemon makes, not the first exit.
+// returns after the last run the daemon makes, not the first exit. The
+// dependency's logs are shown (--attach-dependencies) but only the named
+// service is waited for, as compose does.
 func TestUpAttachedFollowsRestartsUntilThePolicyGivesUp(t *testing.T) {
 	e := newDNSEnv(t, crashTwice) // the daemon enforces restart policies
-	r := e.run("up")
+	r := e.run("up", "crashy", "--attach-dependencies")
 	t.Logf("up: exit %d\n%s", r.code, r.stdout)
 	if r.code != 0 {
 		t.Fatalf("up: exit %d, want 0\n%s", r.code, r.stderr)
@@ -275,6 +282,12 @@ func TestUpAttachedFollowsRestartsUntilThePolicyGivesUp(t *testing.T) {
 	}
 	if n := strings.Count(r.stdout, "crashy-1 exited with code 2"); n != 3 {
 		t.Errorf("%d exits printed, want 3", n)
+	}
+	if !strings.Contains(r.stdout, "dep-1    | dep ready") || strings.Contains(r.stdout, "dep-1 exited") {
+		t.Errorf("want dep's logs and no wait for it:\n%s", r.stdout)
+	}
+	if st := e.statuses(); st["dep"] != engine.StatusRunning {
+		t.Errorf("dep is %s after up returned, want still running (only crashy was named)", st["dep"])
 	}
 	if c := e.projectEnv.container("crashy"); c.RestartCount != 2 || c.Status != engine.StatusExited {
 		t.Errorf("crashy: %d restarts, %s; want 2, exited", c.RestartCount, c.Status)
