@@ -67,6 +67,13 @@ func TestKeyStdinOpen(t *testing.T) {
 		if sid := procField(t, holder, 6); sid != strconv.Itoa(holder) {
 			t.Errorf("holder %d is in session %s, want a session of its own", holder, sid)
 		}
+		if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", holder)); err == nil {
+			for _, l := range strings.Split(string(status), "\n") {
+				if strings.HasPrefix(l, "VmRSS:") || strings.HasPrefix(l, "RssAnon:") {
+					t.Logf("holder %d %s", holder, strings.Join(strings.Fields(l), " "))
+				}
+			}
+		}
 		follow := p.startFollow("held")
 		if killed := p.killStackProcesses(); killed == 0 {
 			t.Fatal("no stack process to kill: the logs -f follower is not running")
@@ -85,7 +92,7 @@ func TestKeyStdinOpen(t *testing.T) {
 	t.Run("restart keeps stdin open with the same holder", func(t *testing.T) {
 		pid1 := p.containerNamed(held).Pid
 		p.mustRun("restart", "-t", "0", "held")
-		time.Sleep(2 * time.Second)
+		time.Sleep(time.Second)
 		c := p.containerNamed(held)
 		if c.Status != "running" || c.Pid == pid1 {
 			t.Fatalf("after restart %s is %s with PID %d (was %d), want running anew", held, c.Status, c.Pid, pid1)
@@ -101,7 +108,7 @@ func TestKeyStdinOpen(t *testing.T) {
 		}
 		waitFor(t, func() bool { _, ok := ctrd.HolderRunning(p.containerDir(held)); return !ok })
 		p.mustRun("restart", "-t", "0", "held")
-		time.Sleep(2 * time.Second)
+		time.Sleep(time.Second)
 		if c := p.containerNamed(held); c.Status != "running" {
 			t.Fatalf("after restart %s is %s, want running", held, c.Status)
 		}
