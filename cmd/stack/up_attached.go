@@ -100,7 +100,6 @@ type attachedUp struct {
 	sigs        chan os.Signal
 	wake        chan struct{}
 	stopDone    chan error
-	stopCancel  context.CancelFunc
 	stopping    bool
 	interrupted bool
 	killedAt    time.Time
@@ -222,7 +221,7 @@ func (u *attachedUp) run(ctx context.Context, c *ctrd.Client, unlock func(), app
 	evCtx, cancel := context.WithCancel(u.ctx)
 	defer cancel()
 	u.wake = make(chan struct{}, 1)
-	go u.a.wakeOnEvents(evCtx, c, u.wake)
+	go wakeOnEvents(evCtx, c, u.wake)
 	u.start()
 	if interruptedEarly {
 		u.interrupt() // Ctrl-C while the plan was applied
@@ -232,7 +231,7 @@ func (u *attachedUp) run(ctx context.Context, c *ctrd.Client, unlock func(), app
 
 // wakeOnEvents pokes wake on every task or container event, so that an
 // exit is seen at once rather than at the next poll.
-func (a *app) wakeOnEvents(ctx context.Context, c *ctrd.Client, wake chan<- struct{}) {
+func wakeOnEvents(ctx context.Context, c *ctrd.Client, wake chan<- struct{}) {
 	_ = c.Events(ctx, func(engine.Event) {
 		select {
 		case wake <- struct{}{}:
@@ -437,10 +436,8 @@ func (u *attachedUp) beginStop() {
 	}
 	u.stopping = true
 	u.exits.NoRestarts()
-	ctx, cancel := context.WithCancel(u.ctx)
-	u.stopCancel = cancel
 	u.stopDone = make(chan error, 1)
-	go func() { u.stopDone <- u.stopProject(ctx) }()
+	go func() { u.stopDone <- u.stopProject(u.ctx) }()
 }
 
 func (u *attachedUp) stopProject(ctx context.Context) error {
@@ -460,22 +457,18 @@ func (u *attachedUp) stopProject(ctx context.Context) error {
 	return u.a.apply(ctx, u.c, plan, "Stopping", true)
 }
 
-// stopped takes the result of the graceful stop (an error after a kill is
-// the cancelled stop's).
+// stopped takes the result of the graceful stop.
 func (u *attachedUp) stopped(err error) {
 	u.stopDone, u.stopping = nil, false
-	if err != nil && u.killedAt.IsZero() {
+	if err != nil {
 		u.errs = append(u.errs, err)
 	}
 }
 
-// kill is the second Ctrl-C: the graceful stop is abandoned and every
-// live container of the stopped services gets SIGKILL.
+// kill is the second Ctrl-C: every live container of the stopped services
+// gets SIGKILL (the graceful stop under way then sees them exit and ends).
 func (u *attachedUp) kill() {
 	u.killedAt = time.Now()
-	if u.stopCancel != nil {
-		u.stopCancel()
-	}
 	u.exits.NoRestarts()
 	ctrs, err := u.a.selectContainers(u.ctx, u.c, u.project, u.stop, false, isLive)
 	if err != nil {
