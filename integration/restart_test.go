@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -169,6 +170,9 @@ func TestRestartOnFailureExactlyNTimesWithAGrowingBackoff(t *testing.T) {
 	// widest difference (1.5 s) is compared.
 	if gaps[4] <= gaps[0] {
 		t.Errorf("the backoff did not grow: %v", gaps)
+	}
+	if out := e.mustRun("ps", "-a", "crash"); !strings.Contains(out, "Exited (1) (3 restarts)") {
+		t.Errorf("ps does not count the restarts:\n%s", out)
 	}
 	var got string
 	for _, r := range e.status().Restarts {

@@ -132,6 +132,10 @@ type containerSummary struct {
 	Publishers []publisher
 	Labels     string
 	Networks   string
+
+	// RestartCount is how many times the daemon restarted the container
+	// for its policy since the user last started it (docker inspect's).
+	RestartCount int `json:",omitempty"`
 }
 
 type publisher struct {
@@ -146,7 +150,7 @@ func psJSON(c engine.Container, now time.Time) containerSummary {
 		ID: c.ID, Name: c.Name, Names: []string{c.Name}, Image: c.Image, Command: quoteCommand(c.Command),
 		Project: c.Project, Service: c.Service, Created: c.CreatedAt.Unix(), State: string(c.Status),
 		Status: statusText(c, now), Health: c.Health, ExitCode: c.ExitCode, Networks: strings.Join(c.Networks, ","),
-		Labels: joinLabels(c.Labels), Publishers: []publisher{},
+		Labels: joinLabels(c.Labels), Publishers: []publisher{}, RestartCount: c.RestartCount,
 	}
 	for _, p := range c.Ports {
 		s.Publishers = append(s.Publishers, publisher{URL: hostIP(p), TargetPort: p.ContainerPort, PublishedPort: p.HostPort, Protocol: p.Protocol})
@@ -179,6 +183,17 @@ func quoteCommand(cmd string) string {
 	return `"` + cmd + `"`
 }
 
+// restartsText counts the daemon's restarts, when there were some.
+func restartsText(c engine.Container) string {
+	switch c.RestartCount {
+	case 0:
+		return ""
+	case 1:
+		return " (1 restart)"
+	}
+	return fmt.Sprintf(" (%d restarts)", c.RestartCount)
+}
+
 func statusText(c engine.Container, now time.Time) string {
 	switch c.Status {
 	case engine.StatusRunning, engine.StatusPaused:
@@ -189,9 +204,9 @@ func statusText(c engine.Container, now time.Time) string {
 		if c.Health != "" {
 			s += " (" + c.Health + ")"
 		}
-		return s
+		return s + restartsText(c)
 	case engine.StatusExited:
-		return fmt.Sprintf("Exited (%d)", c.ExitCode)
+		return fmt.Sprintf("Exited (%d)", c.ExitCode) + restartsText(c)
 	case engine.StatusCreated:
 		return "Created"
 	default:
