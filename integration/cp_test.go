@@ -97,6 +97,17 @@ func TestCpCopiesFilesAndDirectoriesBothWaysWithDockerCpRules(t *testing.T) {
 		t.Errorf("out/passwd = %q", data)
 	}
 
+	// Each copy is reported on stderr; --dry-run copies nothing.
+	if r := p.run("cp", "conf/app.conf", "web:/tmp/reported"); !strings.Contains(r.stderr, "Container "+web+"  Copied conf/app.conf to "+web+":/tmp/reported") {
+		t.Errorf("cp reports %q", r.stderr)
+	}
+	if r := p.run("--dry-run", "cp", "conf/app.conf", "web:/tmp/dry"); r.code != 0 || !strings.Contains(r.stderr, "DRY-RUN MODE") {
+		t.Errorf("--dry-run cp: exit %d, %q", r.code, r.stderr)
+	}
+	if r := p.exec(web, "test", "-e", "/tmp/dry"); r.code == 0 {
+		t.Error("--dry-run cp copied the file")
+	}
+
 	// docker cp's refusals, with the container and path named.
 	for _, tc := range []struct {
 		args []string

@@ -37,7 +37,8 @@ directory copied to an existing directory lands inside it; "-" is a tar
 stream on stdin or stdout. Container paths are relative to the container's
 root. A copy to a service goes to each of its containers (--index picks
 one); a copy from a service reads its first container.`,
-		Args: cobra.ExactArgs(2),
+		Args:                  cobra.ExactArgs(2),
+		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runCp(cmd.Context(), f, args[0], args[1])
 		},
@@ -83,6 +84,12 @@ func (a *app) runCp(ctx context.Context, f cpFlags, srcArg, dstArg string) error
 		targets, err := cpTargets(service, ctrs, f.index, srcSvc != "")
 		if err != nil {
 			return err
+		}
+		if a.opts.dryRun {
+			for _, ctr := range targets {
+				fmt.Fprintf(a.stderr, "DRY-RUN MODE - Container %s  Copying %s\n", ctr.Name, cpDescription(ctr, srcSvc != "", srcPath, dstPath))
+			}
+			return nil
 		}
 		if srcSvc != "" {
 			return a.cpFrom(ctx, c, targets[0], f, srcPath, dstPath)
@@ -138,15 +145,37 @@ func cpTargets(service string, ctrs []engine.Container, index int, from bool) ([
 	return ctrs, nil
 }
 
+// cpDescription says what a copy does, as compose's progress line does.
+func cpDescription(ctr engine.Container, from bool, srcPath, dstPath string) string {
+	if from {
+		return fmt.Sprintf("%s:%s to %s", ctr.Name, srcPath, dstPath)
+	}
+	return fmt.Sprintf("%s to %s:%s", srcPath, ctr.Name, dstPath)
+}
+
+// cpDone reports a finished copy on stderr (stdout may carry the tar
+// stream), unless --progress quiet.
+func (a *app) cpDone(ctr engine.Container, from bool, srcPath, dstPath string) {
+	if a.opts.progress != "quiet" {
+		fmt.Fprintf(a.stderr, " Container %s  Copied %s\n", ctr.Name, cpDescription(ctr, from, srcPath, dstPath))
+	}
+}
+
 func cpOptions(f cpFlags, ctr engine.Container) ctrd.CopyOptions {
 	return ctrd.CopyOptions{FollowLink: f.followLink, Archive: f.archive, Name: ctr.Name}
 }
 
 func (a *app) cpFrom(ctx context.Context, c *ctrd.Client, ctr engine.Container, f cpFlags, srcPath, dstPath string) error {
+	var err error
 	if dstPath == "-" {
-		return c.ArchiveFromContainer(ctx, ctr.ID, srcPath, a.stdout, cpOptions(f, ctr))
+		err = c.ArchiveFromContainer(ctx, ctr.ID, srcPath, a.stdout, cpOptions(f, ctr))
+	} else {
+		err = c.CopyFromContainer(ctx, ctr.ID, srcPath, dstPath, cpOptions(f, ctr))
 	}
-	return c.CopyFromContainer(ctx, ctr.ID, srcPath, dstPath, cpOptions(f, ctr))
+	if err == nil {
+		a.cpDone(ctr, true, srcPath, dstPath)
+	}
+	return err
 }
 
 func (a *app) cpTo(ctx context.Context, c *ctrd.Client, ctrs []engine.Container, f cpFlags, srcPath, dstPath string) error {
@@ -167,7 +196,9 @@ func (a *app) cpTo(ctx context.Context, c *ctrd.Client, ctrs []engine.Container,
 		} else {
 			err = c.CopyToContainer(ctx, ctr.ID, srcPath, dstPath, cpOptions(f, ctr))
 		}
-		if err != nil && len(ctrs) > 1 {
+		if err == nil {
+			a.cpDone(ctr, false, srcPath, dstPath)
+		} else if len(ctrs) > 1 {
 			err = fmt.Errorf("copy to %s: %w", ctr.Name, err)
 		}
 		errs = append(errs, err)
