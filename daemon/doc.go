@@ -9,6 +9,13 @@
 // "something changed"; a burst of them is debounced into one Observe, and
 // the new table is swapped in atomically, without restarting listeners.
 //
+// It runs healthchecks and enforces restart policies (restart.go): on a
+// task's exit it decides, with restart_policy.go's pure Decide, whether and
+// after which backoff to start it again (Docker's: 100 ms doubling to a
+// minute, reset after 10 s of running); what the user stopped stays
+// stopped, a mark the engine keeps; tasks gone with containerd or the host
+// come back in depends_on order when the daemon starts.
+//
 // It may import only the standard library, engine and netdns. The engine is
 // reached through the small Source interface, so containerd stays behind
 // engine/ctrd.

@@ -40,9 +40,10 @@ func newDaemonCommand(a *app) *cobra.Command {
 	var f daemonFlags
 	cmd := &cobra.Command{
 		Use:   "daemon",
-		Short: "Run the per-host daemon (DNS for service names) in the foreground",
+		Short: "Run the per-host daemon (DNS for service names, healthchecks, restart policies) in the foreground",
 		Long: "Run the per-host daemon in the foreground, as a service manager does (examples/systemd/stack.service).\n" +
 			"It serves DNS for service names on each stack network's gateway and follows containerd's events.\n" +
+			"It runs healthchecks and restarts containers as their restart policy says; one the user stopped stays stopped.\n" +
 			"Commands that need it (`stack up`) start it detached when nothing answers on its socket.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
