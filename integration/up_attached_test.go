@@ -163,11 +163,14 @@ func TestUpAttachedAbortsAndReturnsComposesExitCodes(t *testing.T) {
 		{[]string{"--exit-code-from", "bad"}, 7, "bad exited with 7 when stopped"},
 	} {
 		t0 := time.Now()
-		r := p.run(append([]string{"up"}, tc.flags...)...)
+		r := p.run(append([]string{"--ansi", "always", "up", "--no-color"}, tc.flags...)...)
 		took := time.Since(t0)
 		t.Logf("up %v: exit %d in %v\n%s", tc.flags, r.code, took, r.stdout)
 		if r.code != tc.code {
 			t.Errorf("up %v: exit %d, want %d (%s)\nstdout:\n%s\nstderr:\n%s", tc.flags, r.code, tc.code, tc.why, r.stdout, r.stderr)
+		}
+		if strings.Contains(r.stdout, "\033[") {
+			t.Errorf("up --no-color %v: colours in %q", tc.flags, r.stdout)
 		}
 		if !strings.Contains(r.stdout, "Aborting on container exit...") || !strings.Contains(r.stdout, "server-1 | server stopped") ||
 			!strings.Contains(r.stdout, "server-1 exited with code 0") {
