@@ -31,6 +31,10 @@ services:
   once:
     image: busybox
     command: ["true"]
+  hostnet:
+    image: busybox
+    command: ["sleep", "1000"]
+    network_mode: host
 `
 
 // statsJSON is one line of `stats --format json`, docker's fields.
@@ -118,10 +122,11 @@ func TestStatsShowsMemoryPidsAndCPUOfTheContainers(t *testing.T) {
 		t.Errorf("%s MemPerc %.2f, want about 25%% of 256 MiB", mem, pct)
 	}
 
-	// A busy loop keeps one core busy: near 100 % (the host is shared).
+	// A busy loop keeps one core busy: near 100 %, loosely, since the two
+	// cores of the test host are shared with whatever else runs.
 	cpu := statsPercent(t, rows[busy].CPUPerc)
 	t.Logf("%s CPU %.2f%%", busy, cpu)
-	if cpu < 40 || cpu > 150 {
+	if cpu < 20 || cpu > 130 {
 		t.Errorf("%s CPU %.2f%%, want about 100%%", busy, cpu)
 	}
 	if idle := statsPercent(t, m.CPUPerc); idle > 10 {
@@ -137,7 +142,7 @@ func TestStatsShowsMemoryPidsAndCPUOfTheContainers(t *testing.T) {
 
 func TestStatsTableAndNetworkFigures(t *testing.T) {
 	p := newProjectEnv(t, statsProject)
-	p.mustRun("up", "-d", "mem")
+	p.mustRun("up", "-d", "mem", "hostnet")
 	mem := p.name("mem", 1)
 	var gw string
 	for _, n := range p.observe().Networks {
@@ -152,7 +157,12 @@ func TestStatsTableAndNetworkFigures(t *testing.T) {
 		t.Errorf("NetIO %s / %s after pinging the gateway, want traffic both ways", rx, tx)
 	}
 
-	out := p.mustRun("stats", "--no-stream")
+	// In the host's network namespace a container has no traffic of its own.
+	if got := p.statsLines("hostnet")[p.name("hostnet", 1)].NetIO; got != "0B / 0B" {
+		t.Errorf("network_mode host: NetIO %q, want 0B / 0B", got)
+	}
+
+	out := p.mustRun("stats", "--no-stream", "mem")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	header := strings.Join(strings.Fields(lines[0]), " ")
 	if header != "CONTAINER ID NAME CPU % MEM USAGE / LIMIT MEM % NET I/O BLOCK I/O PIDS" || len(lines) != 2 {
@@ -161,7 +171,7 @@ func TestStatsTableAndNetworkFigures(t *testing.T) {
 	if f := strings.Fields(lines[1]); len(f[0]) != 12 || f[1] != mem {
 		t.Errorf("row %q", lines[1])
 	}
-	if out := p.mustRun("stats", "--no-stream", "--no-trunc"); !strings.Contains(out, p.container("mem").ID) {
+	if out := p.mustRun("stats", "--no-stream", "--no-trunc", "mem"); !strings.Contains(out, p.container("mem").ID) {
 		t.Errorf("--no-trunc shows no full ID:\n%s", out)
 	}
 	if r := p.run("stats", "--no-stream", "--format", "yaml"); r.code == 0 || !strings.Contains(r.stderr, "--format") {

@@ -65,11 +65,24 @@ func (c *Client) ContainerStats(ctx context.Context, id string) (StatsSample, er
 	if total := statsHostMemory(); s.MemLimit == 0 || total > 0 && s.MemLimit > total {
 		s.MemLimit = total
 	}
-	if f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", task.Pid())); err == nil {
-		s.NetRx, s.NetTx = statsParseNetDev(f)
-		f.Close()
-	}
+	s.NetRx, s.NetTx = statsNetIO(int(task.Pid()))
 	return s, nil
+}
+
+// statsNetIO reads the traffic of the task's network namespace. A task in
+// stack's own namespace, the host's (network_mode: host), has no traffic
+// of its own, as docker shows it.
+func statsNetIO(pid int) (rx, tx uint64) {
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if host, herr := os.Readlink("/proc/self/ns/net"); err != nil || herr == nil && ns == host {
+		return 0, 0
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", pid))
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	return statsParseNetDev(f)
 }
 
 func statsFromCgroup1(m *v1.Metrics) StatsSample {
