@@ -285,6 +285,15 @@ func TestRestartAlwaysComesBackUnlessTheUserStoppedIt(t *testing.T) {
 		}
 	})
 
+	t.Run("stack stop during the backoff keeps a crashing one down", func(t *testing.T) {
+		e.waitStatus(crash, engine.StatusExited, time.Time{}, 10*time.Second)
+		e.mustRun("stop", "-t", "1", "crash")
+		if c := e.containerNamed(crash); c.Status == engine.StatusRunning || !c.UserStopped {
+			t.Fatalf("after stop: %s, user stopped %v", c.Status, c.UserStopped)
+		}
+		e.staysDown(crash, 2*time.Second)
+	})
+
 	t.Run("down leaves no netns or lease", func(t *testing.T) {
 		e.mustRun("down", "-t", "0")
 		for _, id := range ids {

@@ -189,7 +189,7 @@ func (g *lifecycle) stop(b *builder, sel map[string]bool, timeout time.Duration)
 			waits = append(waits, last[dependent]...)
 		}
 		for _, c := range g.bySvc[svc] {
-			if !needsStop(c.Status) {
+			if !needsStop(c.Status) && !awaitsRestart(c) {
 				continue
 			}
 			ch := g.change(b, c, len(g.order)-i, c.Number)
@@ -199,6 +199,14 @@ func (g *lifecycle) stop(b *builder, sel map[string]bool, timeout time.Duration)
 		}
 	}
 	return byID
+}
+
+// awaitsRestart reports whether the daemon may start an exited container
+// again for its restart policy (it ran and the user has not stopped it):
+// stopping it records the user's stop, as docker stop cancels a restart.
+func awaitsRestart(c engine.Container) bool {
+	p := c.Restart.Name
+	return p != "" && p != "no" && !c.UserStopped && !c.StartedAt.IsZero()
 }
 
 // start adds a start Step for each container of sel that want accepts; it

@@ -54,6 +54,20 @@ func TestStopOneServiceLeavesTheOthersAndSkipsStoppedContainers(t *testing.T) {
 	}
 }
 
+// A crashed container waiting for its restart policy's backoff is stopped
+// too: the stop is recorded, so the daemon does not start it again.
+func TestStopAlsoStopsAnExitedContainerAwaitingItsRestart(t *testing.T) {
+	st := threeTier()
+	for _, name := range []string{"demo-web-1", "demo-api-1", "demo-db-1"} {
+		c := container(t, &st, name)
+		c.Status, c.StartedAt, c.Restart = engine.StatusExited, time.Unix(1, 0), engine.RestartPolicy{Name: "always"}
+	}
+	container(t, &st, "demo-api-1").UserStopped = true
+	container(t, &st, "demo-db-1").Restart.Name = "no"
+	p := validPlan(t, ComputeStop(st, "demo", LifecycleOptions{}))
+	wantText(t, "graph", p.Graph(), `#0 stop-container demo-web-1 [id-demo-web-]`)
+}
+
 func TestStartGoesDependenciesFirstAndOnlyStartsStoppedContainers(t *testing.T) {
 	st := threeTier()
 	container(t, &st, "demo-db-1").Status = engine.StatusExited
