@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The daemon lives for days next to the containers, so it keeps its
+// resident memory small. Right after start most of it is
+//
+//   - the pages of stack's own binary that start-up touched: every
+//     package's init runs once, and the kernel maps the 64 KiB around each
+//     page faulted in, so most of the 30+ MB binary ends up mapped though
+//     the daemon then runs a small part of it;
+//   - the garbage of start-up and of each observe, which the Go runtime
+//     keeps mapped, without a memory limit, long after collecting it.
+//
+// So once the daemon serves, it unmaps the binary's read-only pages (they
+// stay in the page cache, shared with every other stack process; a page the
+// daemon uses again is mapped back by a minor fault) and returns the free
+// heap to the OS; and the collector runs against a memory limit that
+// follows the live heap, so that an observe's garbage goes back at once.
+const (
+	trimAfter     = 2 * time.Second  // the first refresh is done by then
+	gcTuneEvery   = 30 * time.Second // the limit follows the live heap
+	minMemLimit   = 10 << 20         // a live heap of a few MB and an observe's garbage
+	memLimitSlack = 2 << 20
+)
+
+// keepDaemonSmall trims once the daemon serves, then keeps the memory
+// limit tuned until ctx ends. A GOMEMLIMIT from the environment wins.
+func keepDaemonSmall(ctx context.Context) {
+	tune := os.Getenv("GOMEMLIMIT") == ""
+	if tune {
+		debug.SetMemoryLimit(minMemLimit)
+	}
+	t := time.NewTimer(trimAfter)
+	defer t.Stop()
+	for first := true; ; first = false {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if first {
+			debug.FreeOSMemory()
+			dropExecutablePages()
+		}
+		if tune {
+			debug.SetMemoryLimit(memLimitFor(liveHeap()))
+		}
+		t.Reset(gcTuneEvery)
+	}
+}
+
+// memLimitFor is the soft memory limit for a live heap of live bytes: the
+// heap GOGC=100 would allow, with a floor, so the limit only ever makes
+// the collector return memory sooner, never run without end.
+func memLimitFor(live uint64) int64 {
+	return max(minMemLimit, int64(2*live)+memLimitSlack)
+}
+
+// liveHeap is the heap marked live by the last collection.
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// dropExecutablePages unmaps the read-only mappings of the executable
+// (code, read-only data): clean file pages, mapped back on their next use.
+func dropExecutablePages() {
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if lo, hi, ok := readOnlyMapping(sc.Text(), exe); ok {
+			_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, lo, hi-lo, syscall.MADV_DONTNEED)
+		}
+	}
+}
+
+// readOnlyMapping parses a /proc/self/maps line such as
+// "00400000-00ec8000 r-xp 00000000 00:2a 1234   /usr/bin/stack" and
+// reports the range when it maps path without write permission.
+func readOnlyMapping(line, path string) (lo, hi uintptr, ok bool) {
+	f := strings.Fields(line)
+	if len(f) < 6 || strings.Join(f[5:], " ") != path || strings.Contains(f[1], "w") {
+		return 0, 0, false
+	}
+	start, end, found := strings.Cut(f[0], "-")
+	if !found {
+		return 0, 0, false
+	}
+	l, err1 := strconv.ParseUint(start, 16, 64)
+	h, err2 := strconv.ParseUint(end, 16, 64)
+	if err1 != nil || err2 != nil || h <= l {
+		return 0, 0, false
+	}
+	return uintptr(l), uintptr(h), true
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestReadOnlyMappingOfTheExecutableOnly(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		ok   bool
+	}{
+		{"00400000-00ec8000 r-xp 00000000 00:2a 1234   /usr/bin/stack", true},
+		{"00ec8000-01adf000 r--p 00ac8000 00:2a 1234   /usr/bin/stack", true},
+		{"01adf000-01b7e000 rw-p 016df000 00:2a 1234   /usr/bin/stack", false}, // data: written to
+		{"7f6f04e04000-7f6f04f5a000 r-xp 00028000 00:2a 99 /usr/lib/x86_64-linux-gnu/libc.so.6", false},
+		{"1c3d83c00000-1c3d84c00000 rw-p 00000000 00:00 0", false},
+		{"00400000-00ec8000 r-xp 00000000 00:2a 1234   /usr/bin/stack (deleted)", false},
+	} {
+		lo, hi, ok := readOnlyMapping(tc.line, "/usr/bin/stack")
+		if ok != tc.ok || ok && (lo != 0x400000 && lo != 0xec8000 || hi <= lo) {
+			t.Errorf("%q: %x-%x %v, want %v", tc.line, lo, hi, ok, tc.ok)
+		}
+	}
+}
+
+// Dropping the executable's pages unmaps them (the resident file pages
+// shrink) and the program runs on: the pages fault back in.
+func TestDropExecutablePagesShrinksResidentFilePages(t *testing.T) {
+	before := rssFileKB(t)
+	dropExecutablePages()
+	after := rssFileKB(t)
+	if after >= before {
+		t.Fatalf("RssFile %d kB before, %d kB after", before, after)
+	}
+	if got := memLimitFor(1 << 20); got != minMemLimit {
+		t.Fatalf("limit for a small heap %d, want the floor", got)
+	}
+	if got := memLimitFor(100 << 20); got != 202<<20 {
+		t.Fatalf("limit for a 100 MiB heap %d, want twice it and slack", got)
+	}
+}
+
+func rssFileKB(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc:", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "RssFile:"); ok {
+			kb, _ := strconv.Atoi(strings.Fields(rest)[0])
+			return kb
+		}
+	}
+	t.Skip("no RssFile in /proc/self/status")
+	return 0
+}
