@@ -28,6 +28,11 @@ services:
     network_mode: none
     stdin_open: true
     command: ["sh"]
+  kept: # on the default network: the daemon (restart policies) runs for projects with a network
+    image: busybox
+    stdin_open: true
+    restart: always
+    command: ["sh", "-c", "echo up; exec cat"]
   closed:
     image: busybox
     network_mode: none
@@ -45,7 +50,7 @@ func TestKeyStdinOpen(t *testing.T) {
 
 	t.Run("a shell reading stdin keeps running", func(t *testing.T) {
 		states := psStates(t, p)
-		for _, name := range []string{held, shell} {
+		for _, name := range []string{held, shell, p.name("kept", 1)} {
 			if states[name] != "running" {
 				t.Errorf("%s is %q after 2s, want running (ps: %v)", name, states[name], states)
 			}
@@ -118,10 +123,30 @@ func TestKeyStdinOpen(t *testing.T) {
 		}
 		p.waitHiCount(3)
 	})
+	t.Run("a restart by the daemon's policy keeps the holder", func(t *testing.T) {
+		kept := p.name("kept", 1)
+		before, holder := p.containerNamed(kept).Pid, p.holderPID(kept)
+		if err := syscall.Kill(before, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		err := eventually(20*time.Second, func() error {
+			if c := p.containerNamed(kept); c.Status != "running" || c.Pid == before {
+				return fmt.Errorf("%s is %s with PID %d (killed %d)", kept, c.Status, c.Pid, before)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pid := p.holderPID(kept); pid != holder {
+			t.Errorf("holder after the policy's restart = %d, want the same %d", pid, holder)
+		}
+		p.waitLogs("up\nup\n", "--no-log-prefix", "kept")
+	})
 	t.Run("down leaves no holder and no fifo", func(t *testing.T) {
-		pids := []int{p.holderPID(held), p.holderPID(shell)}
+		pids := []int{p.holderPID(held), p.holderPID(shell), p.holderPID(p.name("kept", 1))}
 		p.mustRun("down", "-t", "0")
-		waitFor(t, func() bool { return !alive(pids[0]) && !alive(pids[1]) })
+		waitFor(t, func() bool { return !alive(pids[0]) && !alive(pids[1]) && !alive(pids[2]) })
 		_ = filepath.WalkDir(p.stateDir, func(path string, d fs.DirEntry, err error) error {
 			if err == nil && d.Type()&fs.ModeNamedPipe != 0 {
 				t.Errorf("fifo left after down: %s", path)
