@@ -253,7 +253,7 @@ func TestRestartAlwaysComesBackUnlessTheUserStoppedIt(t *testing.T) {
 	t.Run("stack kill keeps it down", func(t *testing.T) {
 		e.mustRun("kill", "svc")
 		e.waitStatus(svc, engine.StatusExited, time.Time{}, 5*time.Second)
-		e.staysDown(svc, 1500*time.Millisecond)
+		e.staysDown(svc, time.Second)
 	})
 
 	t.Run("stack start clears the stop", func(t *testing.T) {
@@ -285,13 +285,23 @@ func TestRestartAlwaysComesBackUnlessTheUserStoppedIt(t *testing.T) {
 		}
 	})
 
+	t.Run("stack kill during the backoff keeps a crashing one down", func(t *testing.T) {
+		e.waitStatus(crash, engine.StatusExited, time.Time{}, 10*time.Second)
+		e.mustRun("kill", "crash")
+		if c := e.containerNamed(crash); c.Status == engine.StatusRunning || !c.UserStopped {
+			t.Fatalf("after kill: %s, user stopped %v", c.Status, c.UserStopped)
+		}
+		e.staysDown(crash, time.Second)
+	})
+
 	t.Run("stack stop during the backoff keeps a crashing one down", func(t *testing.T) {
+		e.mustRun("start", "crash")
 		e.waitStatus(crash, engine.StatusExited, time.Time{}, 10*time.Second)
 		e.mustRun("stop", "-t", "1", "crash")
 		if c := e.containerNamed(crash); c.Status == engine.StatusRunning || !c.UserStopped {
 			t.Fatalf("after stop: %s, user stopped %v", c.Status, c.UserStopped)
 		}
-		e.staysDown(crash, 2*time.Second)
+		e.staysDown(crash, time.Second)
 	})
 
 	t.Run("down leaves no netns or lease", func(t *testing.T) {

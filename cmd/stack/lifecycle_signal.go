@@ -34,7 +34,19 @@ func newKillCommand(a *app) *cobra.Command {
 					return err
 				}
 			}
-			return a.eachContainer(cmd.Context(), args, isLive, "Killing", "Killed", func(ctx context.Context, c *ctrd.Client, id string) error {
+			// A container waiting for its restart policy's backoff has no
+			// process to signal: its restart is cancelled instead.
+			awaiting := map[string]bool{}
+			keep := func(c engine.Container) bool {
+				if !isLive(c) && awaitsRestart(c) {
+					awaiting[c.ID] = true
+				}
+				return isLive(c) || awaiting[c.ID]
+			}
+			return a.eachContainer(cmd.Context(), args, keep, "Killing", "Killed", func(ctx context.Context, c *ctrd.Client, id string) error {
+				if awaiting[id] {
+					return c.CancelRestart(ctx, id)
+				}
 				return c.KillContainer(ctx, id, s)
 			})
 		},
@@ -42,6 +54,14 @@ func newKillCommand(a *app) *cobra.Command {
 	cmd.Flags().StringVarP(&sig, "signal", "s", "SIGKILL", "SIGNAL to send to the container")
 	cmd.Flags().BoolVar(&removeOrphans, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
 	return cmd
+}
+
+// awaitsRestart reports whether the daemon may start an exited container
+// again for its restart policy: it ran and the user has not stopped it.
+func awaitsRestart(c engine.Container) bool {
+	p := c.Restart.Name
+	return c.Status != engine.StatusRunning && c.Status != engine.StatusPaused &&
+		p != "" && p != "no" && !c.UserStopped && !c.StartedAt.IsZero()
 }
 
 func newPauseCommand(a *app) *cobra.Command {

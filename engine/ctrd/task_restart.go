@@ -126,3 +126,18 @@ func (c *Client) clearExited(ctx context.Context, id string) (ok bool, err error
 	}
 	return true, c.teardownNetwork(ctx, id)
 }
+
+// CancelRestart records the user's stop of a container that has no running
+// task, such as one waiting for its restart policy's backoff: the daemon no
+// longer starts it, as after stop or kill.
+func (c *Client) CancelRestart(ctx context.Context, id string) error {
+	unlock, err := c.lockContainer(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := c.ctr.ContainerService().Get(ctx, id); err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	return c.markUserStop(id, "kill")
+}
