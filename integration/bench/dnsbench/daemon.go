@@ -19,6 +19,8 @@ type daemonFigures struct {
 	containers int
 	names      int           // names its DNS serves on the project's network
 	rssKB      int           // VmRSS of the daemon process
+	anonKB     int           // of which RssAnon (heap, stacks)
+	fileKB     int           // and RssFile (its binary's pages, libc)
 	lastEvent  time.Duration // its own task event -> answers latency, last and max
 	maxEvent   time.Duration
 	// newAnswer is from `up -d` of one more service returning to the first
@@ -111,6 +113,7 @@ func measureDaemon(ctx context.Context, cfg config, n int) (daemonFigures, error
 	}
 	f.names = names
 	f.rssKB = vmRSS(st.PID)
+	f.anonKB, f.fileKB = procStatusKB(st.PID, "RssAnon"), procStatusKB(st.PID, "RssFile")
 	// One more service: how soon the daemon answers its name.
 	if err := writeDaemonProject(dir, n+1); err != nil {
 		return f, err

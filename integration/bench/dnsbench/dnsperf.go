@@ -160,13 +160,16 @@ func parseLatencies(out string) []time.Duration {
 	return lat
 }
 
-func vmRSS(pid int) int {
+func vmRSS(pid int) int { return procStatusKB(pid, "VmRSS") }
+
+// procStatusKB reads one "<field>: <n> kB" line of /proc/<pid>/status.
+func procStatusKB(pid int, field string) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(rest)
 			if len(f) > 0 {
 				kb, _ := strconv.Atoi(f[0])
@@ -280,7 +283,8 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 		if df.newAnswer > 0 {
 			answer = us(df.newAnswer)
 		}
-		fmt.Fprintf(w, "stack daemon: %d containers up (%d names served): VmRSS %.1f MB\n", df.containers, df.names, float64(df.rssKB)/1024)
+		fmt.Fprintf(w, "stack daemon: %d containers up (%d names served): VmRSS %.1f MB (anonymous %.1f MB, pages of its binary and libraries %.1f MB)\n",
+			df.containers, df.names, float64(df.rssKB)/1024, float64(df.anonKB)/1024, float64(df.fileKB)/1024)
 		fmt.Fprintf(w, "  one more service: answered at the gateway %s after its `up -d` returned; daemon's task event -> table swap: %s\n", answer, event)
 	}
 	fmt.Fprintln(w, "p50/p99/max: from dnsperf -v's per-query latencies in the run at half the peak rate.")

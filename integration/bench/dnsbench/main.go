@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -93,6 +95,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err := startUpstream(ctx, &cl, cfg); err != nil {
 		return err
 	}
+	loadBefore := loadAvg()
 	names := benchNames(cfg.names)
 	servers, err := startServers(ctx, &cl, cfg, names)
 	if err != nil {
@@ -127,5 +130,20 @@ func run(ctx context.Context, cfg config) (err error) {
 		df = &f
 	}
 	printTable(os.Stdout, cfg, rows, prop, df)
+	fmt.Fprintf(os.Stdout, "load average (1 5 15 min) before the runs: %s, after: %s (on %d CPUs; dnsperf shares them with the servers)\n",
+		loadBefore, loadAvg(), runtime.NumCPU())
 	return nil
+}
+
+// loadAvg is the host's load average, which the figures depend on.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
