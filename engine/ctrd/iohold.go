@@ -123,11 +123,23 @@ func EnsureHolder(cfg HoldConfig) error {
 	defer lock.Close()
 	err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 	if errors.Is(err, unix.EWOULDBLOCK) {
-		return nil // a holder runs (or is being started by another caller)
+		return checkFIFOs(cfg) // a holder runs (or is being started by another caller)
 	} else if err != nil {
 		return fmt.Errorf("lock the io holder's PID file: %w", err)
 	}
 	return spawnHolder(cfg, lock)
+}
+
+// checkFIFOs tells what to do when a running holder's FIFOs were deleted
+// by hand: the task could not open them.
+func checkFIFOs(cfg HoldConfig) error {
+	for _, name := range []string{stdinFIFO, stdoutFIFO, stderrFIFO} {
+		if fi, err := os.Lstat(cfg.fifo(name)); err != nil || fi.Mode().Type() != os.ModeNamedPipe {
+			pid, _ := HolderRunning(cfg.Dir)
+			return fmt.Errorf("%s is missing while its io holder (PID %d) runs: kill that process and start the container again", cfg.fifo(name), pid)
+		}
+	}
+	return nil
 }
 
 // HolderRunning is the PID of the holder of dir, if one runs: the PID in

@@ -86,6 +86,15 @@ func TestHolderTakesTheLockAndExitsWhenTheDirectoryGoes(t *testing.T) {
 	if _, err := openHolder(cfg, nil); err == nil || !strings.Contains(err.Error(), "another io holder") {
 		t.Errorf("second holder on the same directory: err = %v, want 'another io holder'", err)
 	}
+	if err := EnsureHolder(cfg); err != nil {
+		t.Errorf("EnsureHolder with a holder running: %v, want nil (nothing to start)", err)
+	}
+	if err := os.Remove(cfg.fifo(stdinFIFO)); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureHolder(cfg); err == nil || !strings.Contains(err.Error(), "kill that process") {
+		t.Errorf("EnsureHolder with the stdin FIFO gone: err = %v, want advice", err)
+	}
 	writeFIFO(t, cfg.fifo(stdoutFIFO), "dropped\n")
 	start := time.Now()
 	if err := os.RemoveAll(cfg.Dir); err != nil {
