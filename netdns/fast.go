@@ -19,8 +19,7 @@ import (
 const (
 	headerLen = 12
 	optLen    = 11 // an OPT record without options
-	aRRLen    = 16 // a compressed-owner A record
-	aaaaRRLen = 28
+	aRRLen    = 16 // an A record whose owner is a pointer to the question
 	// maxFastRecords is more A records than fit in ednsSize bytes.
 	maxFastRecords = ednsSize / aRRLen
 
@@ -58,8 +57,13 @@ func (h *handler) fastAnswer(pkt []byte, client netip.Addr, out []byte) (reply [
 	name := q.nameStorage[:q.nameLen]
 	out = q.appendHeader(out)
 	a := z.hosts[string(name)]
-	if a == nil && len(t.also) > 0 {
-		a = t.alsoHosts(h.network, client, string(name))
+	for _, other := range t.also[clientKey{h.network, client}] { // as alsoHosts, without a string
+		if a != nil {
+			break
+		}
+		if oz := t.zone(other); oz != nil {
+			a = oz.hosts[string(name)]
+		}
 	}
 	switch {
 	case a != nil:

@@ -69,3 +69,18 @@ func TestFastPathDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per answer", n)
 	}
 }
+
+// A container on two networks gets the names of both from the fast path
+// too, and a container on one network does not.
+func TestFastPathAnswersTheOtherNetworksOfTheClient(t *testing.T) {
+	s := newTestServer(t, Config{})
+	h := handlerFor(s, "demo_default")
+	pkt, _ := query("other-db-1", dns.TypeA).Pack() // only on "shared", where demo-db-1 is too
+	if _, ok := h.fastAnswer(pkt, db, nil); !ok {
+		t.Fatal("demo-db-1 asked for a name of its other network: slow path")
+	}
+	checkFastPath(t, h, pkt, db)
+	if _, ok := h.fastAnswer(pkt, web1, nil); ok {
+		t.Fatal("demo-web-1 (demo_default only) got a name of another network")
+	}
+}
