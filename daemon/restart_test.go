@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -164,6 +165,7 @@ type restartSource struct {
 	mu       sync.Mutex
 	restarts map[string][]time.Time
 	order    []string
+	failures int // the next AutoRestarts that fail
 }
 
 func (r *restartSource) AutoRestart(ctx context.Context, id string, delay time.Duration) (bool, error) {
@@ -174,18 +176,32 @@ func (r *restartSource) AutoRestart(ctx context.Context, id string, delay time.D
 	defer r.mu.Unlock()
 	r.restarts[id] = append(r.restarts[id], time.Now())
 	r.order = append(r.order, id)
+	if r.failures > 0 {
+		r.failures--
+		return false, errors.New("cni: no address left")
+	}
+	started := false
+	r.update(id, func(c *engine.Container) {
+		if !c.UserStopped {
+			c.Status, c.StartedAt, c.RestartCount = engine.StatusRunning, time.Now(), c.RestartCount+1
+			started = true
+		}
+	})
+	return started, nil
+}
+
+// update changes container id in a copy of the state: the daemon may still
+// read the one it observed.
+func (r *restartSource) update(id string, change func(*engine.Container)) {
 	r.fakeSource.mu.Lock()
 	defer r.fakeSource.mu.Unlock()
-	for i, c := range r.st.Containers {
-		if c.ID == id {
-			if c.UserStopped {
-				return false, nil
-			}
-			c.Status, c.StartedAt, c.RestartCount = engine.StatusRunning, time.Now(), c.RestartCount+1
-			r.st.Containers[i] = c
+	cs := slices.Clone(r.st.Containers)
+	for i := range cs {
+		if cs[i].ID == id {
+			change(&cs[i])
 		}
 	}
-	return true, nil
+	r.st.Containers = cs
 }
 
 func (r *restartSource) count(id string) int {
@@ -196,14 +212,9 @@ func (r *restartSource) count(id string) int {
 
 // exit makes container id's task exit with code, as the engine would tell.
 func (r *restartSource) exit(id string, code int, userStopped bool) {
-	r.fakeSource.mu.Lock()
-	for i, c := range r.st.Containers {
-		if c.ID == id {
-			c.Status, c.ExitCode, c.FinishedAt, c.UserStopped = engine.StatusExited, code, time.Now(), userStopped
-			r.st.Containers[i] = c
-		}
-	}
-	r.fakeSource.mu.Unlock()
+	r.update(id, func(c *engine.Container) {
+		c.Status, c.ExitCode, c.FinishedAt, c.UserStopped = engine.StatusExited, code, time.Now(), userStopped
+	})
 	r.events <- engine.Event{Topic: engine.TopicTaskExit, ContainerID: id}
 }
 
@@ -267,5 +278,30 @@ func TestDaemonBringsBackGoneTasksInDependencyOrder(t *testing.T) {
 	defer src.mu.Unlock()
 	if want := []string{"p-db-1-id", "p-api-1-id", "p-web-1-id"}; !slices.Equal(src.order, want) {
 		t.Errorf("restarted %v, want %v", src.order, want)
+	}
+}
+
+// A restart that fails to start is tried again with the next backoff, and
+// counts as an attempt.
+func TestDaemonRetriesAFailedRestartWithTheNextBackoff(t *testing.T) {
+	c := engine.Container{ID: "c", Name: "p-crash-1", Status: engine.StatusRunning, StartedAt: time.Now(), Restart: policy("on-failure", 3)}
+	src := &restartSource{fakeSource: newFakeSource(engine.State{Containers: []engine.Container{c}}), restarts: map[string][]time.Time{}, failures: 2}
+	startDaemon(t, src, Config{})
+	exited := time.Now()
+	src.exit("c", 1, false)
+	waitFor(t, 3*time.Second, func() bool { return src.count("c") == 3 })
+	src.mu.Lock()
+	times := slices.Clone(src.restarts["c"])
+	src.mu.Unlock()
+	gaps := []time.Duration{times[0].Sub(exited), times[1].Sub(times[0]), times[2].Sub(times[1])}
+	for i, want := range []time.Duration{100, 200, 400} {
+		if gaps[i] < want*time.Millisecond {
+			t.Errorf("attempt %d after %s, want the %dms backoff", i+1, gaps[i], want)
+		}
+	}
+	src.exit("c", 1, false)
+	time.Sleep(300 * time.Millisecond)
+	if n := src.count("c"); n != 3 {
+		t.Errorf("%d attempts, want 3: the failed ones count against on-failure:3", n)
 	}
 }
