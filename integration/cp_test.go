@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stackdev/stack/engine"
 )
 
 const cpProject = `
@@ -24,6 +26,9 @@ services:
     image: busybox
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
     scale: 2
+  once:
+    image: busybox
+    command: ["sh", "-c", "echo made > /made"]
 volumes:
   data:
 `
@@ -260,6 +265,22 @@ func TestCpFromAndToAStoppedContainer(t *testing.T) {
 	p.mustRun("start", "web")
 	if got := p.sh(web, "cat /root/conf/sub/deep.txt /data/run.sh"); got != "content of conf/sub/deep.txt\ncontent of conf/run.sh" {
 		t.Errorf("after start: %q", got)
+	}
+
+	// A container that exited by itself (its task not deleted yet) too.
+	p.mustRun("up", "-d", "once")
+	waitFor(t, func() bool { return p.container("once").Status == engine.StatusExited })
+	p.mustRun("cp", "once:/made", "made")
+	p.mustRun("cp", "conf/run.sh", "once:/")
+	if data, _ := os.ReadFile(filepath.Join(p.dir, "made")); string(data) != "made\n" {
+		t.Errorf("from the exited container: %q", data)
+	}
+	p.mustRun("cp", "once:/run.sh", "run-back")
+	if data, _ := os.ReadFile(filepath.Join(p.dir, "run-back")); string(data) != "content of conf/run.sh\n" {
+		t.Errorf("copied into the exited container and back: %q", data)
+	}
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), "stack-cp-") {
+		t.Errorf("a stack-cp- mount is left:\n%s", grepLines(string(mounts), "stack-cp-"))
 	}
 }
 

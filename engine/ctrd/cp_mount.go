@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/stackdev/stack/engine"
@@ -55,7 +57,7 @@ func (c *Client) withStoppedRoot(ctx context.Context, id string, fn func(*cpRoot
 		return err
 	}
 	defer os.Remove(dir)
-	if err := mount.All(mount.RemoveVolatileOption(mounts), dir); err != nil {
+	if err := c.mountRootfs(id, mounts, dir); err != nil {
 		return fmt.Errorf("container %s: mount its filesystem: %w", id, err)
 	}
 	// A lazy unmount of the top takes the mounts below along.
@@ -79,6 +81,21 @@ func (c *Client) withStoppedRoot(ctx context.Context, id string, fn func(*cpRoot
 		}
 	}
 	return fn(root)
+}
+
+// mountRootfs mounts the container's filesystem on dir. An exited task
+// not yet deleted keeps its rootfs mounted in its bundle; that mount is
+// bound rather than the snapshot mounted a second time (overlayfs warns
+// that two mounts of one upper directory behave undefined).
+func (c *Client) mountRootfs(id string, mounts []mount.Mount, dir string) error {
+	suffix := "/io.containerd.runtime.v2.task/" + c.opts.Namespace + "/" + id + "/rootfs"
+	found, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+		return !strings.HasSuffix(m.Mountpoint, suffix), false
+	})
+	if err == nil && len(found) > 0 {
+		return unix.Mount(found[0].Mountpoint, dir, "", unix.MS_BIND, "")
+	}
+	return mount.All(mount.RemoveVolatileOption(mounts), dir)
 }
 
 // bindInRoot mounts a volume or bind mount's host directory on its target
