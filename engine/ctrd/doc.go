@@ -3,7 +3,10 @@
 // load, import, save), containers and tasks, CNI bridge networks and IPAM,
 // named volumes and published ports, and container logs: the json-file
 // logging binary the shim runs (RunLogDriver) and the reader behind
-// `stack logs` (OpenLogs, MergeLogs).
+// `stack logs` (OpenLogs, MergeLogs); files copied in and out of
+// containers with docker cp's rules, every path resolved inside the
+// container's root (CopyToContainer, CopyFromContainer), and the figures
+// behind `stack stats` (ContainerStats, ComputeStats).
 //
 // It may import engine, the containerd client and its sub-packages, and CNI.
 package ctrd
