@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stackdev/stack/engine"
@@ -96,6 +97,20 @@ func TestCpCopiesFilesAndDirectoriesBothWaysWithDockerCpRules(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(p.dir, "out/img")); err != nil || !st.IsDir() {
 		t.Errorf("empty directory img not copied: %v", err)
+	}
+	// Copied out, files belong to the user running stack; with -a to their
+	// owner in the container.
+	p.sh(web, "chown 1234:5678 /srv/site/index.html")
+	p.mustRun("cp", "web:/srv/site/index.html", "mine.html")
+	p.mustRun("cp", "-a", "web:/srv/site/index.html", "kept.html")
+	for name, want := range map[string][2]uint32{"mine.html": {uint32(os.Getuid()), uint32(os.Getgid())}, "kept.html": {1234, 5678}} {
+		st, err := os.Stat(filepath.Join(p.dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sys := st.Sys().(*syscall.Stat_t); sys.Uid != want[0] || sys.Gid != want[1] {
+			t.Errorf("%s belongs to %d:%d, want %d:%d", name, sys.Uid, sys.Gid, want[0], want[1])
+		}
 	}
 	p.mustRun("cp", "web:/etc/passwd", "out/")
 	if data, _ := os.ReadFile(filepath.Join(p.dir, "out/passwd")); !strings.HasPrefix(string(data), "root:") {
