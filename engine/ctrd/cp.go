@@ -1,6 +1,7 @@
 package ctrd
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -52,7 +53,11 @@ func (c *Client) ArchiveFromContainer(ctx context.Context, id, srcPath string, w
 		if _, err := src.stat(follow); err != nil {
 			return err
 		}
-		return cpWriteTar(w, root, src.path, cpSourceName(src.path), follow)
+		bw := bufio.NewWriterSize(w, cpBufferSize)
+		if err := cpWriteTar(bw, root, src.path, cpSourceName(src.path), follow); err != nil {
+			return err
+		}
+		return bw.Flush()
 	})
 }
 
@@ -83,9 +88,12 @@ func (c *Client) ExtractToContainer(ctx context.Context, id string, r io.Reader,
 			return fmt.Errorf("destination %s in %s must be a directory", dstPath, dst.where)
 		}
 		sink := &cpTarSink{root: root, dir: dst.path, owner: cpKeepOwner(opts.Archive, &[2]int{0, 0})}
-		return sink.extract(r)
+		return sink.extract(bufio.NewReaderSize(r, cpBufferSize))
 	})
 }
+
+// cpBufferSize batches tar headers and small files into fewer writes.
+const cpBufferSize = 256 << 10
 
 func (o CopyOptions) name(id string) string {
 	if o.Name != "" {
@@ -168,7 +176,16 @@ func copyBetween(src, dst copySide, followLink bool, owner *[2]int) error {
 		return err
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(cpWriteTar(pw, src.root, src.path, target.Name, follow)) }()
+	go func() {
+		// Buffered: a pipe hands each small write (a 512-byte header) over
+		// to the reader, which costs more than the write on a busy host.
+		bw := bufio.NewWriterSize(pw, cpBufferSize)
+		err := cpWriteTar(bw, src.root, src.path, target.Name, follow)
+		if err == nil {
+			err = bw.Flush()
+		}
+		pw.CloseWithError(err)
+	}()
 	sink := &cpTarSink{root: dst.root, dir: target.Dir, owner: owner}
 	err = sink.extract(pr)
 	pr.CloseWithError(errors.New("extraction stopped"))
