@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -109,6 +110,22 @@ func (p *projectEnv) leases() []string {
 	return out
 }
 
+// veths counts the interfaces attached to network's bridge.
+func (p *projectEnv) veths(network string) int {
+	p.t.Helper()
+	for _, n := range p.observe().Networks {
+		if n.Name == network {
+			out, err := exec.Command("ip", "-o", "link", "show", "master", n.Bridge).Output()
+			if err != nil {
+				p.t.Fatalf("ip link show master %s: %v", n.Bridge, err)
+			}
+			return strings.Count(string(out), "\n")
+		}
+	}
+	p.t.Fatalf("network %s not observed", network)
+	return 0
+}
+
 // killDaemon kills the test's daemon with SIGKILL, as a crash would.
 func (e *dnsEnv) killDaemon() {
 	e.t.Helper()
@@ -129,19 +146,29 @@ services:
     image: busybox
     command: ["sh", "-c", "sleep 0.3; exit 2"]
     restart: on-failure:5
+  fixed:
+    image: busybox
+    command: ["sh", "-c", "sleep 0.3; exit 4"]
+    deploy:
+      restart_policy:
+        condition: on-failure
+        delay: 1s
+        max_attempts: 2
 `
 
 // on-failure:3 restarts a crashing container exactly three times, then
 // leaves it exited and says so in the daemon's status. Each restart waits
 // twice the previous backoff after the exit: 100, 200, 400, 800, 1600 ms
-// (plus the start's own time, which a loaded host makes vary).
+// (plus the start's own time, which a loaded host makes vary); a
+// deploy.restart_policy delay replaces the backoff.
 func TestRestartOnFailureExactlyNTimesWithAGrowingBackoff(t *testing.T) {
 	e := newDNSEnv(t, crashing)
 	e.mustRun("up", "-d")
 	crash, loop := e.name("crash", 1), e.name("loop", 1)
-	runs := e.watchRuns(map[string]int{crash: 3, loop: 5}, 30*time.Second)
+	fixed := e.name("fixed", 1)
+	runs := e.watchRuns(map[string]int{crash: 3, loop: 5, fixed: 2}, 30*time.Second)
 	e.staysDown(crash, 1500*time.Millisecond)
-	for name, n := range map[string]int{crash: 3, loop: 5} {
+	for name, n := range map[string]int{crash: 3, loop: 5, fixed: 2} {
 		c := e.containerNamed(name)
 		if c.RestartCount != n || c.Status != engine.StatusExited {
 			t.Errorf("%s: restart count %d, status %s; want %d restarts, exited", name, c.RestartCount, c.Status, n)
@@ -161,6 +188,12 @@ func TestRestartOnFailureExactlyNTimesWithAGrowingBackoff(t *testing.T) {
 	// widest difference (1.5 s) is compared.
 	if gaps[4] <= gaps[0] {
 		t.Errorf("the backoff did not grow: %v", gaps)
+	}
+	// deploy.restart_policy: the delay replaces the backoff.
+	for i, gap := range exitToRestart(runs[fixed]) {
+		if gap < time.Second {
+			t.Errorf("fixed: restart %d came %s after the exit, before its 1s delay", i+1, gap)
+		}
 	}
 	if out := e.mustRun("ps", "-a", "crash"); !strings.Contains(out, "Exited (1) (3 restarts)") {
 		t.Errorf("ps does not count the restarts:\n%s", out)
@@ -238,6 +271,9 @@ func TestRestartAlwaysComesBackUnlessTheUserStoppedIt(t *testing.T) {
 		// (the crashing one may be between its DEL and ADD).
 		if l := e.leases(); len(l) > 3 {
 			t.Errorf("address leases after the restart: %v, want at most one per container", l)
+		}
+		if v := e.veths(network); v > 3 {
+			t.Errorf("%d veths on the bridge after the restart, want at most one per container", v)
 		}
 	})
 
