@@ -146,14 +146,65 @@ func (d *Daemon) scheduleRestart(r Restarter, c engine.Container, t *restartTrac
 }
 
 // restartInOrder starts the containers one after the other: each after
-// the ones it depends on.
+// the ones it depends on, and after those it depends on with
+// service_healthy are healthy (or unhealthy, or not so within
+// healthyWait: the dependent then starts anyway, the host is coming back).
 func (d *Daemon) restartInOrder(ctx context.Context, r Restarter, cs []engine.Container) {
-	for _, c := range cs {
+	for i, c := range cs {
 		if ctx.Err() != nil {
 			return
 		}
+		d.waitHealthy(ctx, healthyDeps(c, cs[:i]))
 		d.restart(ctx, r, c, 0)
 	}
+}
+
+// healthyWait bounds the wait for a service_healthy dependency.
+var healthyWait = 2 * time.Minute
+
+// healthyDeps are the containers of before that c depends on with
+// service_healthy.
+func healthyDeps(c engine.Container, before []engine.Container) []engine.Container {
+	var out []engine.Container
+	deps := dependencies(c)
+	for _, o := range before {
+		if o.Project == c.Project && deps[o.Service] == "service_healthy" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// waitHealthy observes until each of cs runs healthy, has no healthcheck,
+// is unhealthy or stopped, or healthyWait passes.
+func (d *Daemon) waitHealthy(ctx context.Context, cs []engine.Container) {
+	if len(cs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, healthyWait)
+	defer cancel()
+	for {
+		st, err := d.cfg.Source.Observe(ctx, cs[0].Project)
+		if err == nil && settled(st, cs) {
+			return
+		}
+		if !sleep(ctx, 100*time.Millisecond) {
+			d.log.Warn("daemon: a dependency is not healthy; starting its dependents anyway", "container", cs[0].Name)
+			return
+		}
+	}
+}
+
+// settled reports whether no container of cs is still starting.
+func settled(st engine.State, cs []engine.Container) bool {
+	for _, c := range cs {
+		for _, o := range st.Containers {
+			if o.ID == c.ID && o.Status == engine.StatusRunning && o.Health == "starting" {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // restart starts c again after delay; a failure is retried by the next
@@ -233,7 +284,7 @@ func restartOrder(cs []engine.Container) []engine.Container {
 func waitsFor(c engine.Container, cs []engine.Container, done []bool) bool {
 	deps := dependencies(c)
 	for i, o := range cs {
-		if !done[i] && o.ID != c.ID && o.Project == c.Project && deps[o.Service] {
+		if _, dep := deps[o.Service]; dep && !done[i] && o.ID != c.ID && o.Project == c.Project {
 			return true
 		}
 	}
@@ -241,12 +292,14 @@ func waitsFor(c engine.Container, cs []engine.Container, done []bool) bool {
 }
 
 // dependencies are the services of c's depends_on label
-// ("svc:condition:restart,...").
-func dependencies(c engine.Container) map[string]bool {
-	out := map[string]bool{}
+// ("svc:condition:restart,..."), with their condition.
+func dependencies(c engine.Container) map[string]string {
+	out := map[string]string{}
 	for _, part := range strings.Split(c.Labels[engine.LabelDependsOn], ",") {
-		if svc, _, _ := strings.Cut(part, ":"); svc != "" {
-			out[svc] = true
+		svc, rest, _ := strings.Cut(part, ":")
+		cond, _, _ := strings.Cut(rest, ":")
+		if svc != "" {
+			out[svc] = cond
 		}
 	}
 	return out

@@ -166,6 +166,8 @@ type restartSource struct {
 	restarts map[string][]time.Time
 	order    []string
 	failures int // the next AutoRestarts that fail
+	// health, when set, is the health of a container just started.
+	health map[string]string
 }
 
 func (r *restartSource) AutoRestart(ctx context.Context, id string, delay time.Duration) (bool, error) {
@@ -184,6 +186,7 @@ func (r *restartSource) AutoRestart(ctx context.Context, id string, delay time.D
 	r.update(id, func(c *engine.Container) {
 		if !c.UserStopped {
 			c.Status, c.StartedAt, c.RestartCount = engine.StatusRunning, time.Now(), c.RestartCount+1
+			c.Health = r.health[c.ID]
 			started = true
 		}
 	})
@@ -303,5 +306,39 @@ func TestDaemonRetriesAFailedRestartWithTheNextBackoff(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := src.count("c"); n != 3 {
 		t.Errorf("%d attempts, want 3: the failed ones count against on-failure:3", n)
+	}
+}
+
+// After a reboot, a service_healthy dependent starts once its dependency is
+// healthy, not merely started.
+func TestDaemonBringsBackAServiceHealthyDependentOnceItsDependencyIsHealthy(t *testing.T) {
+	ran := time.Now().Add(-time.Hour)
+	db := ctr("p-db-1", "p", "db", "")
+	api := ctr("p-api-1", "p", "api", "db:service_healthy:false")
+	web := ctr("p-web-1", "p", "web", "api:service_started:false")
+	for _, c := range []*engine.Container{&db, &api, &web} {
+		c.Status, c.StartedAt, c.Restart = engine.StatusCreated, ran, policy("always", 0)
+	}
+	src := &restartSource{
+		fakeSource: newFakeSource(engine.State{Containers: []engine.Container{db, api, web}}),
+		restarts:   map[string][]time.Time{},
+		health:     map[string]string{db.ID: "starting", api.ID: "starting"},
+	}
+	startDaemon(t, src, Config{})
+	waitFor(t, 2*time.Second, func() bool { return src.count(db.ID) == 1 })
+	time.Sleep(300 * time.Millisecond)
+	if n := src.count(api.ID); n != 0 {
+		t.Fatalf("api restarted while db is still starting")
+	}
+	healthy := time.Now()
+	src.update(db.ID, func(c *engine.Container) { c.Health = "healthy" })
+	waitFor(t, 2*time.Second, func() bool { return src.count(web.ID) == 1 })
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if at := src.restarts[api.ID][0]; at.Before(healthy) {
+		t.Errorf("api restarted %s before db was healthy", healthy.Sub(at))
+	}
+	if web := src.restarts[web.ID][0]; web.Before(src.restarts[api.ID][0]) {
+		t.Errorf("web (service_started on api) restarted before api")
 	}
 }

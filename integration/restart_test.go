@@ -350,11 +350,16 @@ services:
     image: busybox
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
     restart: always
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1s
   api:
     image: busybox
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
     restart: unless-stopped
-    depends_on: [db]
+    depends_on:
+      db:
+        condition: service_healthy
   web:
     image: busybox
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
@@ -378,7 +383,8 @@ services:
 // The reboot case: with the daemon down, every task of the namespace is
 // killed and deleted (as a containerd restart leaves them). When the daemon
 // comes back, always and unless-stopped containers start again, each after
-// what it depends on; on-failure, no and user-stopped ones do not.
+// what it depends on (once healthy, for service_healthy); on-failure, no
+// and user-stopped ones do not.
 func TestRestartAfterTheTasksAreGoneBringsBackAlwaysInDependencyOrder(t *testing.T) {
 	e := newDNSEnv(t, rebootProject)
 	e.mustRun("up", "-d")
@@ -402,6 +408,9 @@ func TestRestartAfterTheTasksAreGoneBringsBackAlwaysInDependencyOrder(t *testing
 	}
 	if !started["db"].Before(started["api"]) || !started["api"].Before(started["web"]) {
 		t.Errorf("start order: db %s, api %s, web %s; want db, then api, then web", started["db"], started["api"], started["web"])
+	}
+	if hs := e.health(e.name("db", 1)); len(hs.Log) == 0 || !hs.StartedAt.Equal(started["db"]) || hs.Log[0].End.After(started["api"]) {
+		t.Errorf("api (service_healthy on db) started at %s, before db's first healthy probe: %+v", started["api"], hs)
 	}
 	t.Logf("back after the daemon started: db +0, api +%s, web +%s",
 		started["api"].Sub(started["db"]).Round(time.Millisecond), started["web"].Sub(started["db"]).Round(time.Millisecond))
