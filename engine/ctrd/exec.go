@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -56,13 +57,6 @@ func (c *Client) Exec(ctx context.Context, id string, opts ExecOptions) (int, er
 		}
 		return 0, fmt.Errorf("exec in %s: %w", id, err)
 	}
-	st, err := task.Status(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("exec in %s: %w", id, err)
-	}
-	if st.Status != containerd.Running {
-		return 0, fmt.Errorf("exec in %s: the container is %s, not running: start it first: %w", id, st.Status, errdefs.ErrFailedPrecondition)
-	}
 	pspec, err := c.execSpec(ctx, ctr, opts)
 	if err != nil {
 		return 0, fmt.Errorf("exec in %s: %w", id, err)
@@ -78,20 +72,35 @@ func (c *Client) Exec(ctx context.Context, id string, opts ExecOptions) (int, er
 	}
 	proc, err := task.Exec(ctx, execID(), pspec.Process, creator)
 	if err != nil {
-		return 0, fmt.Errorf("exec in %s: %w", id, err)
+		return 0, fmt.Errorf("exec in %s: %w", id, notRunning(ctx, task, err))
 	}
 	return runExec(ctx, proc, opts, stdinEOF)
 }
 
-// execSpec is the container's process spec with opts applied.
+// notRunning explains a failed exec by the task's status when the task is
+// not running (the status is asked only then: the daemon's healthchecks
+// exec every second, and each request costs).
+func notRunning(ctx context.Context, task containerd.Task, err error) error {
+	st, serr := task.Status(ctx)
+	if serr != nil || st.Status == containerd.Running {
+		return err
+	}
+	return fmt.Errorf("the container is %s, not running: start it first: %w", st.Status, errdefs.ErrFailedPrecondition)
+}
+
+// execSpec is the container's process spec with opts applied. It reads
+// the container record LoadContainer fetched: no further request.
 func (c *Client) execSpec(ctx context.Context, ctr containerd.Container, opts ExecOptions) (*oci.Spec, error) {
-	s, err := ctr.Spec(ctx)
+	info, err := ctr.Info(ctx, containerd.WithoutRefreshedMetadata)
 	if err != nil {
 		return nil, err
 	}
-	info, err := ctr.Info(ctx)
-	if err != nil {
-		return nil, err
+	if info.Spec == nil {
+		return nil, errors.New("the container has no OCI spec")
+	}
+	s := new(oci.Spec)
+	if err := json.Unmarshal(info.Spec.GetValue(), s); err != nil {
+		return nil, fmt.Errorf("read the container's OCI spec: %w", err)
 	}
 	p := s.Process
 	p.Args = opts.Args

@@ -1,7 +1,9 @@
 // Command bench measures stack's converge operations against their floor:
 // the same containers on the same kind of CNI network created, started,
 // stopped and removed in parallel directly through the containerd client.
-// It prints a table of medians and spreads; `make bench` runs it.
+// It prints a table of medians and spreads, then the lifecycle figures
+// (logs --tail on a 1 GiB log, logging throughput, healthcheck CPU; see
+// lifecycle.go); `make bench` runs it.
 //
 //	go run ./integration/bench -address /tmp/ctd/containerd.sock -stack bin/stack -images examples/images/out
 package main
@@ -23,6 +25,7 @@ type config struct {
 	images  string
 	sizes   []int
 	runs    int
+	section string // all, converge or lifecycle
 }
 
 func main() {
@@ -33,6 +36,7 @@ func main() {
 	flag.StringVar(&cfg.images, "images", "examples/images/out", "directory with busybox.oci.tar")
 	flag.StringVar(&sizes, "n", "1,10,30", "numbers of services")
 	flag.IntVar(&cfg.runs, "runs", 5, "runs per size")
+	flag.StringVar(&cfg.section, "section", "all", "what to measure: all, converge, lifecycle (logs and health), logs, or health")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -60,6 +64,21 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config) error {
+	switch cfg.section {
+	case "all":
+		if err := runConverge(ctx, cfg); err != nil {
+			return err
+		}
+		return runLifecycle(ctx, cfg)
+	case "converge":
+		return runConverge(ctx, cfg)
+	case "lifecycle", "logs", "health":
+		return runLifecycle(ctx, cfg)
+	}
+	return fmt.Errorf("bad -section %q: use all, converge, lifecycle, logs or health", cfg.section)
+}
+
+func runConverge(ctx context.Context, cfg config) error {
 	floor, err := newFloor(ctx, cfg)
 	if err != nil {
 		return err
