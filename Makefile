@@ -9,7 +9,7 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 
 GO             ?= go
-PACKAGES       := containerd runc containernetworking-plugins iptables iproute2 tini busybox-static docker-registry ca-certificates
+PACKAGES       := containerd runc containernetworking-plugins iptables iproute2 tini busybox-static docker-registry ca-certificates tmux
 VERSION        := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 IMAGES_DIR     := examples/images/out
 IMAGES         := $(IMAGES_DIR)/busybox.oci.tar $(IMAGES_DIR)/hello.oci.tar
@@ -128,7 +128,8 @@ test-integration: build images
 	$(GO) test -count=1 -timeout 25m ./integration/...
 
 ## bench: converge timings against the containerd+CNI floor (integration/bench), on a private containerd,
-## then the DNS table (integration/bench/dnsbench): dnsperf against netdns, aardvark-dns and dnsmasq.
+## the lifecycle figures (logs --tail on a 1 GiB log, logging throughput, healthcheck CPU;
+## BENCH_FLAGS='-section lifecycle' for those alone), then the DNS table (integration/bench/dnsbench): dnsperf against netdns, aardvark-dns and dnsmasq.
 ## BENCH_FLAGS passes options through, e.g. make bench BENCH_FLAGS='-n 1,10 -runs 3';
 ## DNS_BENCH_FLAGS to the DNS bench, e.g. DNS_BENCH_FLAGS='-names 100 -l 5s -half 3s'.
 BENCH_FLAGS ?=
