@@ -59,7 +59,6 @@ func (d *Daemon) syncRestarts(ctx context.Context, st engine.State) {
 		rs.ctx, rs.cancel = context.WithCancel(ctx)
 	}
 	failed := d.takeRestartErrors()
-	now := time.Now()
 	var gone []engine.Container
 	seen := map[string]bool{}
 	for _, c := range st.Containers {
@@ -68,23 +67,12 @@ func (d *Daemon) syncRestarts(ctx context.Context, st engine.State) {
 		if _, ok := failed[c.ID]; ok {
 			t.decided, t.fails = false, t.fails+1
 		}
-		exit, ended := exitOf(c, now)
-		if !ended || (t.decided && t.run.Equal(c.StartedAt)) {
-			continue
-		}
-		t.run, t.decided = c.StartedAt, true
-		t.hist.Count = c.RestartCount + t.fails
-		t.last = Decide(c.Restart, exit, t.hist, now)
-		if !t.last.Restart {
-			continue
-		}
-		t.hist = t.last.Next
-		d.log.Info("daemon: restarting container", "container", c.Name, "reason", t.last.Reason, "in", t.last.Delay, "restarts", t.hist.Count, "noticed", now.Sub(c.FinishedAt).Round(time.Millisecond))
-		if exit.TaskGone {
+		switch d.decideRestart(c, t, time.Now()) {
+		case restartNow:
 			gone = append(gone, c)
-			continue
+		case restartLater:
+			d.scheduleRestart(r, c, t)
 		}
-		d.scheduleRestart(r, c, t)
 	}
 	for id, t := range rs.byID {
 		if !seen[id] {
@@ -96,6 +84,39 @@ func (d *Daemon) syncRestarts(ctx context.Context, st engine.State) {
 		rs.wg.Go(func() { d.restartInOrder(rs.ctx, r, restartOrder(gone)) })
 	}
 	d.publishRestarts()
+}
+
+type restartWhen int
+
+const (
+	restartNever restartWhen = iota
+	restartNow               // with the others whose task is gone, in order
+	restartLater             // after t.last.Delay
+)
+
+// decideRestart decides once per ended run of c. A task gone with
+// containerd comes back at once, unless starting it failed already: it is
+// then retried with the backoff, not in a tight loop.
+func (d *Daemon) decideRestart(c engine.Container, t *restartTrack, now time.Time) restartWhen {
+	exit, ended := exitOf(c, now)
+	if !ended || (t.decided && t.run.Equal(c.StartedAt)) {
+		return restartNever
+	}
+	t.run, t.decided = c.StartedAt, true
+	t.hist.Count = c.RestartCount + t.fails
+	t.last = Decide(c.Restart, exit, t.hist, now)
+	if !t.last.Restart {
+		return restartNever
+	}
+	t.hist = t.last.Next
+	if exit.TaskGone && t.fails > 0 {
+		t.last.Delay = t.hist.Delay
+	}
+	d.log.Info("daemon: restarting container", "container", c.Name, "reason", t.last.Reason, "in", t.last.Delay, "restarts", t.hist.Count)
+	if exit.TaskGone && t.fails == 0 {
+		return restartNow
+	}
+	return restartLater
 }
 
 // track returns c's record, starting over when the user started the

@@ -342,3 +342,25 @@ func TestDaemonBringsBackAServiceHealthyDependentOnceItsDependencyIsHealthy(t *t
 		t.Errorf("web (service_started on api) restarted before api")
 	}
 }
+
+// A task gone with containerd comes back at once; if starting it fails, it
+// is retried with the backoff, not in a tight loop.
+func TestDaemonRetriesAGoneTaskWithTheBackoff(t *testing.T) {
+	c := ctr("p-db-1", "p", "db", "")
+	c.Status, c.StartedAt, c.Restart = engine.StatusCreated, time.Now().Add(-time.Hour), policy("always", 0)
+	src := &restartSource{fakeSource: newFakeSource(engine.State{Containers: []engine.Container{c}}), restarts: map[string][]time.Time{}, failures: 2}
+	startDaemon(t, src, Config{})
+	waitFor(t, 3*time.Second, func() bool { return src.count(c.ID) == 3 })
+	src.mu.Lock()
+	times := slices.Clone(src.restarts[c.ID])
+	src.mu.Unlock()
+	for i, want := range []time.Duration{100, 200} {
+		if gap := times[i+1].Sub(times[i]); gap < want*time.Millisecond {
+			t.Errorf("retry %d after %s, want the %dms backoff", i+1, gap, want)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := src.count(c.ID); n != 3 {
+		t.Errorf("%d attempts, want 3 (the last one started it)", n)
+	}
+}
