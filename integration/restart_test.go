@@ -184,9 +184,10 @@ func TestRestartOnFailureExactlyNTimesWithAGrowingBackoff(t *testing.T) {
 			t.Errorf("restart %d came %s after the exit, before its %dms backoff", i+1, gaps[i], backoff)
 		}
 	}
-	// The start itself takes 0.3 to 1.5 s on a loaded host: only the
-	// widest difference (1.5 s) is compared.
-	if gaps[4] <= gaps[0] {
+	// The start itself takes 0.3 to 2 s on a loaded host (and the first
+	// restarts of the three services contend): the last backoff (1.6 s) is
+	// compared with the quickest of the first three (0.1 to 0.4 s).
+	if gaps[4] <= min(gaps[0], gaps[1], gaps[2]) {
 		t.Errorf("the backoff did not grow: %v", gaps)
 	}
 	// deploy.restart_policy: the delay replaces the backoff.
