@@ -276,6 +276,9 @@ func TestRestartAlwaysComesBackUnlessTheUserStoppedIt(t *testing.T) {
 		if v := e.veths(network); v > 3 {
 			t.Errorf("%d veths on the bridge after the restart, want at most one per container", v)
 		}
+		if masq := grepText(grepText(hostRules(t), again.ID), "-A POSTROUTING"); strings.Count(masq, "\n") > 0 {
+			t.Errorf("more than one masquerade rule for the restarted container:\n%s", masq)
+		}
 	})
 
 	t.Run("stack kill keeps it down", func(t *testing.T) {
@@ -341,6 +344,12 @@ func TestRestartAlwaysComesBackUnlessTheUserStoppedIt(t *testing.T) {
 		}
 		if l := e.leases(); len(l) != 0 {
 			t.Errorf("address leases left after down: %v", l)
+		}
+		rules := hostRules(t)
+		for _, id := range ids {
+			if l := grepText(rules, id); l != "" {
+				t.Errorf("iptables rules naming %s left:\n%s", id[:12], l)
+			}
 		}
 	})
 }
