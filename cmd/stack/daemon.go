@@ -122,7 +122,7 @@ func (a *app) runDaemon(ctx context.Context, f *daemonFlags) error {
 		Watch: []string{filepath.Join(a.opts.stateDir, "networks")},
 	})
 	log.Info("stack daemon: serving", "socket", sock, "namespace", a.opts.namespace, "state", a.opts.stateDir, "pid", os.Getpid())
-	go keepDaemonSmall(ctx) // resident memory: see daemon_mem.go
+	go keepDaemonSmall(ctx, d.DNS()) // resident memory: see daemon_mem.go
 	err = d.Run(ctx, l)
 	if errors.Is(err, daemon.ErrStateDirGone) {
 		log.Info("stack daemon: exiting", "reason", err)

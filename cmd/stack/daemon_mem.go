@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"context"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/stackdev/stack/netdns"
 )
 
 // The daemon lives for days next to the containers, so it keeps its
@@ -24,39 +27,69 @@ import (
 //
 // So once the daemon serves, it unmaps the binary's read-only pages (they
 // stay in the page cache, shared with every other stack process; a page the
-// daemon uses again is mapped back by a minor fault) and returns the free
-// heap to the OS; and the collector runs against a memory limit that
-// follows the live heap, so that an observe's garbage goes back at once.
+// daemon uses again, such as those of the observe every resync runs, is
+// mapped back by a minor fault) and returns the free heap to the OS; and
+// the collector runs against a memory limit that follows the live heap, so
+// that an observe's garbage goes back soon instead of staying mapped.
 const (
-	trimAfter     = 2 * time.Second  // the first refresh is done by then
-	gcTuneEvery   = 30 * time.Second // the limit follows the live heap
-	minMemLimit   = 10 << 20         // a live heap of a few MB and an observe's garbage
-	memLimitSlack = 2 << 20
+	trimWait    = 100 * time.Millisecond // polls for the first table
+	trimAtMost  = 5 * time.Second        // trims then even without one
+	trimSettle  = time.Second            // the rest of the first refresh
+	gcTuneEvery = 30 * time.Second       // the limit follows the live heap
+	// minMemLimit fits a live heap of a few MB and the garbage of an
+	// observe of a hundred containers without collecting over and over.
+	minMemLimit   = 13 << 20
+	memLimitSlack = 4 << 20
 )
 
-// keepDaemonSmall trims once the daemon serves, then keeps the memory
-// limit tuned until ctx ends. A GOMEMLIMIT from the environment wins.
-func keepDaemonSmall(ctx context.Context) {
-	tune := os.Getenv("GOMEMLIMIT") == ""
-	if tune {
-		debug.SetMemoryLimit(minMemLimit)
+// tabler is the DNS server of the daemon: its table changes on the first
+// refresh.
+type tabler interface{ Table() *netdns.Table }
+
+// keepDaemonSmall trims once the daemon has published its first table,
+// then keeps the memory limit tuned until ctx ends. A GOMEMLIMIT from the
+// environment wins.
+func keepDaemonSmall(ctx context.Context, dns tabler) {
+	runtime.MemProfileRate = 0 // nobody reads the daemon's heap profile
+	if !waitFirstTable(ctx, dns) {
+		return
 	}
-	t := time.NewTimer(trimAfter)
+	debug.FreeOSMemory()
+	dropExecutablePages()
+	tune := os.Getenv("GOMEMLIMIT") == ""
+	t := time.NewTicker(gcTuneEvery)
 	defer t.Stop()
-	for first := true; ; first = false {
+	for {
+		if tune {
+			debug.SetMemoryLimit(memLimitFor(liveHeap()))
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if first {
-			debug.FreeOSMemory()
-			dropExecutablePages()
+	}
+}
+
+// waitFirstTable waits until dns serves another table than the one it
+// started with (at most trimAtMost), then trimSettle more; false when ctx
+// ends first.
+func waitFirstTable(ctx context.Context, dns tabler) bool {
+	first := dns.Table()
+	tick := time.NewTicker(trimWait)
+	defer tick.Stop()
+	for deadline := time.Now().Add(trimAtMost); dns.Table() == first && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
 		}
-		if tune {
-			debug.SetMemoryLimit(memLimitFor(liveHeap()))
-		}
-		t.Reset(gcTuneEvery)
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(trimSettle):
+		return true
 	}
 }
 

@@ -38,7 +38,7 @@ func TestDropExecutablePagesShrinksResidentFilePages(t *testing.T) {
 	if got := memLimitFor(1 << 20); got != minMemLimit {
 		t.Fatalf("limit for a small heap %d, want the floor", got)
 	}
-	if got := memLimitFor(100 << 20); got != 202<<20 {
+	if got := memLimitFor(100 << 20); got != 204<<20 {
 		t.Fatalf("limit for a 100 MiB heap %d, want twice it and slack", got)
 	}
 }
