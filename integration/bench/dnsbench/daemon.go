@@ -17,12 +17,14 @@ import (
 // daemonFigures are what a real `stack daemon` reports with n containers up.
 type daemonFigures struct {
 	containers int
-	names      int           // names its DNS serves on the project's network
-	rssKB      int           // VmRSS of the daemon process
-	anonKB     int           // of which RssAnon (heap, stacks)
-	fileKB     int           // and RssFile (its binary's pages, libc)
-	lastEvent  time.Duration // its own task event -> answers latency, last and max
-	maxEvent   time.Duration
+	names      int // names its DNS serves on the project's network
+	rssKB      int // VmRSS of the daemon process as it serves the names
+	anonKB     int // of which RssAnon (heap, stacks)
+	fileKB     int // and RssFile (its binary's pages, libc)
+	// The same settleFor later: the start-up is over, a resync has run.
+	steadyKB, steadyAnonKB, steadyFileKB int
+	lastEvent                            time.Duration // its own task event -> answers latency, last and max
+	maxEvent                             time.Duration
 	// newAnswer is from `up -d` of one more service returning to the first
 	// answer with its name at the network's gateway; 0 when not measured.
 	newAnswer time.Duration
@@ -112,8 +114,13 @@ func measureDaemon(ctx context.Context, cfg config, n int) (daemonFigures, error
 		return f, err
 	}
 	f.names = names
-	f.rssKB = vmRSS(st.PID)
-	f.anonKB, f.fileKB = procStatusKB(st.PID, "RssAnon"), procStatusKB(st.PID, "RssFile")
+	f.rssKB, f.anonKB, f.fileKB = rssSplit(st.PID)
+	select {
+	case <-ctx.Done():
+		return f, ctx.Err()
+	case <-time.After(settleFor):
+	}
+	f.steadyKB, f.steadyAnonKB, f.steadyFileKB = rssSplit(st.PID)
 	// One more service: how soon the daemon answers its name.
 	if err := writeDaemonProject(dir, n+1); err != nil {
 		return f, err
@@ -138,6 +145,15 @@ func measureDaemon(ctx context.Context, cfg config, n int) (daemonFigures, error
 	}
 	f.lastEvent, f.maxEvent = st.Refresh.LastEventLatency, st.Refresh.MaxEventLatency
 	return f, nil
+}
+
+// settleFor is how long after its start-up the daemon's memory is read
+// again: longer than its resync (10 s), so the figure is what it keeps.
+const settleFor = 15 * time.Second
+
+// rssSplit is a process's VmRSS, RssAnon and RssFile.
+func rssSplit(pid int) (rss, anon, file int) {
+	return vmRSS(pid), procStatusKB(pid, "RssAnon"), procStatusKB(pid, "RssFile")
 }
 
 // gateway is the address the daemon serves the bench project's network on.

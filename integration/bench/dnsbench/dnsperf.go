@@ -283,8 +283,9 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 		if df.newAnswer > 0 {
 			answer = us(df.newAnswer)
 		}
-		fmt.Fprintf(w, "stack daemon: %d containers up (%d names served): VmRSS %.1f MB (anonymous %.1f MB, pages of its binary and libraries %.1f MB)\n",
-			df.containers, df.names, float64(df.rssKB)/1024, float64(df.anonKB)/1024, float64(df.fileKB)/1024)
+		mb := func(kb int) float64 { return float64(kb) / 1024 }
+		fmt.Fprintf(w, "stack daemon: %d containers up (%d names served): VmRSS %.1f MB as it serves them (anonymous %.1f, its binary's and libraries' pages %.1f), %.1f MB %s later (%.1f + %.1f)\n",
+			df.containers, df.names, mb(df.rssKB), mb(df.anonKB), mb(df.fileKB), mb(df.steadyKB), settleFor, mb(df.steadyAnonKB), mb(df.steadyFileKB))
 		fmt.Fprintf(w, "  one more service: answered at the gateway %s after its `up -d` returned; daemon's task event -> table swap: %s\n", answer, event)
 	}
 	fmt.Fprintln(w, "p50/p99/max: from dnsperf -v's per-query latencies in the run at half the peak rate.")
