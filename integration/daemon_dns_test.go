@@ -322,3 +322,38 @@ func TestDaemonStartedByTwoCommandsAtOnceIsOne(t *testing.T) {
 		}
 	}
 }
+
+// A project with restart policies and no network of its own still needs
+// the daemon: killed with -9, the next command brings it back, and it
+// restarts the crashing container again.
+func TestDaemonKilledIsBackForRestartPoliciesWithoutNetworks(t *testing.T) {
+	e := newDNSEnv(t, `
+services:
+  crash:
+    image: busybox
+    network_mode: none
+    restart: always
+    command: ["sh", "-c", "sleep 1; exit 1"]
+`)
+	e.mustRun("up", "-d")
+	before := e.status()
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(before.PID, 5*time.Second)
+
+	r := e.run("ps")
+	if r.code != 0 || !strings.Contains(r.stderr, "stack daemon was not running: started it on "+e.socket) {
+		t.Fatalf("ps after kill -9 did not bring the daemon back: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	name := e.project + "-crash-1"
+	deadline := time.Now().Add(20 * time.Second)
+	first := e.container(e.observe(), name).RestartCount
+	for time.Now().Before(deadline) {
+		if e.container(e.observe(), name).RestartCount > first {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("the revived daemon did not restart %s within 20s (restart count stays %d)", name, first)
+}

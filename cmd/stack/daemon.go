@@ -382,9 +382,20 @@ func (a *app) serveNames(ctx context.Context, desired compose.Desired) {
 	if (len(desired.Networks) == 0 && !restartsAny(desired)) || os.Getenv("STACK_DAEMON") == "off" {
 		return
 	}
+	if restartsAny(desired) {
+		// Remembered so that any later command brings a killed daemon back,
+		// also for an installation without networks.
+		_ = os.WriteFile(a.restartMarker(), nil, 0o600)
+	}
 	if err := a.ensureDaemon(ctx); err != nil {
 		a.daemonNote("warning", "service names will not resolve: "+err.Error())
 	}
+}
+
+// restartMarker exists once a project with restart policies was brought up
+// with this state directory.
+func (a *app) restartMarker() string {
+	return filepath.Join(a.opts.stateDir, "daemon-restarts")
 }
 
 // The daemon enforces restart policies through the engine's client.
@@ -424,11 +435,21 @@ func (a *app) daemonNote(level, msg string) {
 // talks to containerd, as long as this installation has networks whose
 // names it should serve. When the daemon is up, a connect on its socket is
 // the whole cost.
+// daemonNeeded: names to serve (network records) or restart policies to
+// enforce.
+func (a *app) daemonNeeded() bool {
+	if records, _ := filepath.Glob(filepath.Join(a.opts.stateDir, "networks", "*.json")); len(records) > 0 {
+		return true
+	}
+	_, err := os.Stat(a.restartMarker())
+	return err == nil
+}
+
 func (a *app) reviveDaemon(ctx context.Context) {
 	if a.isDaemon || os.Getenv("STACK_DAEMON") == "off" {
 		return
 	}
-	if records, _ := filepath.Glob(filepath.Join(a.opts.stateDir, "networks", "*.json")); len(records) == 0 {
+	if !a.daemonNeeded() {
 		return
 	}
 	sock := a.daemonSocket("")
