@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -221,7 +222,9 @@ func exchangeOn(ctx context.Context, c *dns.Client, q *dns.Msg, addr netip.AddrP
 // port per query, like the resolvers that resist spoofing) and reads until
 // the reply with q's ID comes or ctx ends.
 func exchangeUDP(ctx context.Context, q *dns.Msg, addr netip.AddrPort) (*dns.Msg, error) {
-	buf := make([]byte, ednsSize)
+	bp := udpBuffers.Get().(*[]byte)
+	defer udpBuffers.Put(bp)
+	buf := *bp
 	wire, err := q.PackBuffer(buf)
 	if err != nil {
 		return nil, err
@@ -239,7 +242,6 @@ func exchangeUDP(ctx context.Context, q *dns.Msg, addr netip.AddrPort) (*dns.Msg
 	if _, err := conn.Write(wire); err != nil {
 		return nil, ctxErr(ctx, err)
 	}
-	buf = make([]byte, readSize)
 	for {
 		n, err := conn.Read(buf)
 		if err != nil {
@@ -249,12 +251,15 @@ func exchangeUDP(ctx context.Context, q *dns.Msg, addr netip.AddrPort) (*dns.Msg
 			continue // a stray or a late reply: not ours
 		}
 		resp := new(dns.Msg)
-		if err := resp.Unpack(buf[:n]); err != nil {
+		if err := resp.Unpack(buf[:n]); err != nil { // copies: buf goes back to the pool
 			return nil, fmt.Errorf("unpack reply: %w", err)
 		}
 		return resp, nil
 	}
 }
+
+// udpBuffers hold one forward's query, then its reply.
+var udpBuffers = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
 
 // ctxErr says that err came from ctx ending, when it did.
 func ctxErr(ctx context.Context, err error) error {
