@@ -65,7 +65,8 @@
 // resolver costs its timeout once, not on every query, while one that only
 // lost a query under a burst stays in use; one background probe per
 // DownFor period brings a down one back. Each forward uses a UDP socket of
-// its own (a fresh source port). With no upstream left the answer is an
+// its own (a fresh source port) and sends the query again when no reply
+// came within 500 ms (at most three sends, within UpstreamTimeout). With no upstream left the answer is an
 // immediate SERVFAIL. At most MaxForwards (default 1024, like Docker) are
 // in flight; a burst beyond waits up to 100 ms for a slot, and SERVFAIL
 // answers what still finds none (Stats.Busy counts them).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -220,34 +221,62 @@ func exchangeOn(ctx context.Context, c *dns.Client, q *dns.Msg, addr netip.AddrP
 
 // exchangeUDP sends q to addr from a socket of its own (a fresh random
 // port per query, like the resolvers that resist spoofing) and reads until
-// the reply with q's ID comes or ctx ends.
+// the reply with q's ID comes or ctx ends. A query unanswered after
+// resendAfter is sent again (a burst can overflow the upstream's socket
+// buffer); the first reply to either counts.
 func exchangeUDP(ctx context.Context, q *dns.Msg, addr netip.AddrPort) (*dns.Msg, error) {
 	bp := udpBuffers.Get().(*[]byte)
 	defer udpBuffers.Put(bp)
-	buf := *bp
-	wire, err := q.PackBuffer(buf)
+	wire, err := q.PackBuffer((*bp)[:readSize])
 	if err != nil {
 		return nil, err
 	}
+	buf := (*bp)[readSize:]
 	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	if deadline, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(deadline)
-	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if _, err := conn.Write(wire); err != nil {
-		return nil, ctxErr(ctx, err)
+	deadline, _ := ctx.Deadline()
+	for sends := 0; ; {
+		if _, err := conn.Write(wire); err != nil {
+			return nil, ctxErr(ctx, err)
+		}
+		sends++
+		conn.SetReadDeadline(resendDeadline(deadline, sends))
+		resp, err := readReply(conn, buf, q.Id)
+		if err == nil || ctx.Err() != nil || !errors.Is(err, os.ErrDeadlineExceeded) || !time.Now().Before(deadline) {
+			return resp, ctxErr(ctx, err)
+		}
 	}
+}
+
+// resendAfter is how long a forward waits for its reply before sending the
+// query again, at most maxSends times in all.
+const (
+	resendAfter = 500 * time.Millisecond
+	maxSends    = 3
+)
+
+// resendDeadline is when to stop waiting for the reply to send number
+// sends: resendAfter later, or the forward's deadline for the last send.
+func resendDeadline(deadline time.Time, sends int) time.Time {
+	if next := time.Now().Add(resendAfter); sends < maxSends && (deadline.IsZero() || next.Before(deadline)) {
+		return next
+	}
+	return deadline
+}
+
+// readReply reads until the reply with id comes, skipping strays.
+func readReply(conn *net.UDPConn, buf []byte, id uint16) (*dns.Msg, error) {
 	for {
 		n, err := conn.Read(buf)
 		if err != nil {
-			return nil, ctxErr(ctx, err)
+			return nil, err
 		}
-		if n < headerLen || binary.BigEndian.Uint16(buf) != q.Id {
+		if n < headerLen || binary.BigEndian.Uint16(buf) != id {
 			continue // a stray or a late reply: not ours
 		}
 		resp := new(dns.Msg)
@@ -258,12 +287,12 @@ func exchangeUDP(ctx context.Context, q *dns.Msg, addr netip.AddrPort) (*dns.Msg
 	}
 }
 
-// udpBuffers hold one forward's query, then its reply.
-var udpBuffers = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
+// udpBuffers hold one forward's query and its reply.
+var udpBuffers = sync.Pool{New: func() any { b := make([]byte, 2*readSize); return &b }}
 
 // ctxErr says that err came from ctx ending, when it did.
 func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("%w: %w", ctx.Err(), err)
 	}
 	return err

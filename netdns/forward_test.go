@@ -288,3 +288,27 @@ func TestForwardBurstBeyondTheBoundWaitsForASlot(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// A query the upstream drops (a full socket buffer) is sent again after
+// resendAfter, within the upstream's timeout: the client gets its answer.
+func TestDroppedForwardIsSentAgain(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[uint16]bool{}
+	up := startUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		mu.Lock()
+		first := !seen[r.Id]
+		seen[r.Id] = true
+		mu.Unlock()
+		if !first {
+			answerA("192.0.2.11")(w, r)
+		}
+	})
+	cfg := upstreams(up)
+	cfg.UpstreamTimeout = 2 * time.Second
+	s := newTestServer(t, cfg)
+	start := time.Now()
+	wantIPs(t, ask(t, handlerFor(s, "demo_default"), "dropped.example", dns.TypeA), netip.MustParseAddr("192.0.2.11"))
+	if took := time.Since(start); took < resendAfter || took > resendAfter+time.Second {
+		t.Fatalf("answered after %v, want about %v (one resend)", took, resendAfter)
+	}
+}
