@@ -55,9 +55,12 @@ func newUDPServer(conn *net.UDPConn, h *handler) *udpServer {
 	}
 }
 
-// udpReaders is how many goroutines read one socket: enough to answer on
-// every core, few enough to cost nothing on a small host.
-func udpReaders() int { return min(runtime.GOMAXPROCS(0), 4) }
+// udpReaders is how many goroutines read one socket: one per two cores, at
+// most 4. A second reader waits its turn on the socket and takes over
+// from the first, which raises the peak rate but costs every query a hand
+// over (on 2 cores: 60k → 75k queries/s, p50 at 20k/s 100 → 250 µs, with
+// dnsperf on the same cores); the containers that ask share the cores too.
+func udpReaders() int { return min(max(runtime.GOMAXPROCS(0)/2, 1), 4) }
 
 // start runs the read loops; failed is called once a loop stops on an
 // error of the socket (its address went away), not on close.
