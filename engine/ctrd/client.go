@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -55,8 +56,12 @@ func (o Options) withDefaults() Options {
 
 // Client talks to one containerd namespace.
 type Client struct {
-	ctr  *containerd.Client
-	opts Options
+	ctr    *containerd.Client
+	opts   Options
+	probes probeTargets
+	// fifoDir is where exec FIFOs go (execFIFODir), chosen once.
+	fifoOnce sync.Once
+	fifoDir  string
 }
 
 // ErrUnreachable means nothing answered on the containerd address.

@@ -35,8 +35,9 @@ type ExecOptions struct {
 	Resize <-chan [2]uint16
 }
 
-// dirFIFO holds the exec processes' FIFOs, under the state directory
-// rather than containerd's /run/containerd/fifo.
+// dirFIFO holds attached runs' FIFOs (and exec FIFOs when no tmpfs is
+// found, see execFIFODir), under the state directory rather than
+// containerd's /run/containerd/fifo.
 const dirFIFO = "fifo"
 
 // Exec runs a process in the running container id and returns its exit
@@ -152,7 +153,7 @@ func (c *Client) execIO(opts ExecOptions) (cio.Creator, error) {
 	if opts.Detach {
 		return cio.NullIO, nil
 	}
-	dir := c.stateDir(dirFIFO)
+	dir := c.execFIFODir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}

@@ -125,6 +125,12 @@ func HealthArgv(test []string) ([]string, error) {
 // code -1 with the reason as its output), as Docker records it; err is
 // returned only when ctx ended.
 func (c *Client) ProbeHealth(ctx context.Context, id string, hc engine.Healthcheck) (HealthProbe, error) {
+	return c.probeHealth(ctx, id, time.Time{}, hc)
+}
+
+// probeHealth is ProbeHealth of the task started at started (zero: load the
+// task anew).
+func (c *Client) probeHealth(ctx context.Context, id string, started time.Time, hc engine.Healthcheck) (HealthProbe, error) {
 	p := HealthProbe{Start: time.Now()}
 	argv, err := HealthArgv(hc.Test)
 	if err != nil {
@@ -134,7 +140,7 @@ func (c *Client) ProbeHealth(ctx context.Context, id string, hc engine.Healthche
 	pctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
 	out := &capBuffer{max: healthOutputMax}
-	code, err := c.Exec(pctx, id, ExecOptions{Args: argv, Stdout: out, Stderr: out})
+	code, err := c.probeExec(pctx, id, started, argv, ExecOptions{Args: argv, Stdout: out, Stderr: out})
 	p.End, p.ExitCode, p.Output = time.Now(), code, out.String()
 	switch {
 	case ctx.Err() != nil:
@@ -212,14 +218,32 @@ func (b *capBuffer) String() string {
 // started, folds it into the recorded health (a record of an earlier task
 // starts over) and returns the new status.
 func (c *Client) CheckHealth(ctx context.Context, id string, started time.Time, hc engine.Healthcheck, inStart bool) (string, error) {
-	p, err := c.ProbeHealth(ctx, id, hc)
+	p, err := c.probeHealth(ctx, id, started, hc)
 	if err != nil {
 		return "", err
 	}
-	hs, _, _ := c.LoadHealth(id)
+	hs, saved, ok := c.probes.health(id, started)
+	if !ok {
+		hs, _, _ = c.LoadHealth(id)
+	}
 	if !hs.StartedAt.Equal(started) {
 		hs = HealthState{StartedAt: started}
 	}
+	before := hs
 	hs.Record(p, hc.Retries, inStart)
-	return hs.Status, c.SaveHealth(id, hs)
+	if ok && hs.Status == before.Status && hs.FailingStreak == before.FailingStreak && time.Since(saved) < healthSaveEvery {
+		c.probes.setHealth(id, started, hs, saved)
+		return hs.Status, nil
+	}
+	if err := c.SaveHealth(id, hs); err != nil {
+		return hs.Status, err
+	}
+	c.probes.setHealth(id, started, hs, time.Now())
+	return hs.Status, nil
 }
+
+// healthSaveEvery bounds how stale health.json's probe log may be while
+// the status stays the same: a change of status or failing streak is saved
+// at once, but writing the file after every probe of every container (a new
+// inode each time) was most of the daemon's healthcheck cost.
+const healthSaveEvery = 5 * time.Second
