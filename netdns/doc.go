@@ -73,8 +73,8 @@
 //
 // # Speed
 //
-// UDP queries are read by one goroutine per socket per two cores (not one
-// goroutine per packet), and the common ones — a name of the table, class IN, no
+// UDP queries are read by one goroutine per core, at most 4, per socket
+// (not one goroutine per packet), and the common ones — a name of the table, class IN, no
 // EDNS0 options — are answered from and into wire format without
 // allocating (fast.go); the rest goes through miekg/dns as before, with
 // the same answers (FuzzServeDNS holds the two paths equal). TCP is served
