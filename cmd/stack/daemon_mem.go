@@ -37,11 +37,16 @@ const (
 	trimSettle  = time.Second            // the rest of the first refresh
 	gcTuneEvery = 30 * time.Second       // the limit follows the live heap
 	// minMemLimit fits a live heap of a few MB and the garbage of an
-	// observe of a hundred containers, and of 30 healthcheck probes a
-	// second, without collecting over and over: with 13 MiB the collector
-	// took the daemon to 35-48% of a core under those probes, with 16 MiB
-	// and more to about 10%.
-	minMemLimit   = 20 << 20
+	// observe of a hundred containers without collecting over and over.
+	minMemLimit = 13 << 20
+	// busyMemLimit is the floor while the daemon allocates fast (dozens of
+	// healthcheck probes a second): under 30 probes a second a 13 MiB
+	// limit kept the collector running, 35-48% of a core; 16 MiB and more
+	// brought it to about 10%.
+	busyMemLimit = 24 << 20
+	// busyGCRate is the collections per second above which the daemon
+	// counts as busy.
+	busyGCRate    = 1.0
 	memLimitSlack = 4 << 20
 )
 
@@ -60,11 +65,17 @@ func keepDaemonSmall(ctx context.Context, dns tabler) {
 	debug.FreeOSMemory()
 	dropExecutablePages()
 	tune := os.Getenv("GOMEMLIMIT") == ""
-	t := time.NewTicker(gcTuneEvery)
+	t := time.NewTicker(gcCheckEvery)
 	defer t.Stop()
+	busy, cycles, since, lastTune := false, gcCycles(), time.Now(), time.Time{}
 	for {
 		if tune {
-			debug.SetMemoryLimit(memLimitFor(liveHeap()))
+			nowBusy := wasBusy(busy, &cycles, &since)
+			if nowBusy != busy || time.Since(lastTune) >= gcTuneEvery {
+				busy = nowBusy
+				debug.SetMemoryLimit(memLimitFor(liveHeap(), busy))
+				lastTune = time.Now()
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -99,8 +110,46 @@ func waitFirstTable(ctx context.Context, dns tabler) bool {
 // memLimitFor is the soft memory limit for a live heap of live bytes: the
 // heap GOGC=100 would allow, with a floor, so the limit only ever makes
 // the collector return memory sooner, never run without end.
-func memLimitFor(live uint64) int64 {
-	return max(minMemLimit, int64(2*live)+memLimitSlack)
+// While busy (collecting more than busyGCRate times a second) the floor is
+// busyMemLimit.
+func memLimitFor(live uint64, busy bool) int64 {
+	floor := int64(minMemLimit)
+	if busy {
+		floor = busyMemLimit
+	}
+	return max(floor, int64(2*live)+memLimitSlack)
+}
+
+// gcCheckEvery is how often the collection rate is looked at.
+const gcCheckEvery = 2 * time.Second
+
+// wasBusy reports whether the daemon is busy: it becomes busy when the
+// collector ran more than busyGCRate times a second since *since, and stays
+// busy until it runs less than a tenth of that (at the busy floor it runs
+// less often: without the margin the floor would flip every check). The
+// answer is kept when less than half of gcCheckEvery has passed.
+func wasBusy(prev bool, cycles *uint64, since *time.Time) bool {
+	elapsed := time.Since(*since)
+	if elapsed < gcCheckEvery/2 {
+		return prev
+	}
+	now := gcCycles()
+	rate := float64(now-*cycles) / elapsed.Seconds()
+	*cycles, *since = now, time.Now()
+	if prev {
+		return rate >= busyGCRate/10
+	}
+	return rate > busyGCRate
+}
+
+// gcCycles counts the collections so far.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // liveHeap is the heap marked live by the last collection.

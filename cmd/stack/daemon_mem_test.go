@@ -35,10 +35,13 @@ func TestDropExecutablePagesShrinksResidentFilePages(t *testing.T) {
 	if after >= before {
 		t.Fatalf("RssFile %d kB before, %d kB after", before, after)
 	}
-	if got := memLimitFor(1 << 20); got != minMemLimit {
+	if got := memLimitFor(1<<20, false); got != minMemLimit {
 		t.Fatalf("limit for a small heap %d, want the floor", got)
 	}
-	if got := memLimitFor(100 << 20); got != 204<<20 {
+	if got := memLimitFor(1<<20, true); got != busyMemLimit {
+		t.Fatalf("limit for a small heap of a busy daemon %d, want the busy floor", got)
+	}
+	if got := memLimitFor(100<<20, false); got != 204<<20 {
 		t.Fatalf("limit for a 100 MiB heap %d, want twice it and slack", got)
 	}
 }
