@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,35 @@ func (p *projectEnv) health(name string) ctrd.HealthState {
 // A healthy service shows (healthy) in ps once `up --wait` returns; when
 // its check starts failing it shows (unhealthy) within a few intervals,
 // with the failing probe's output recorded.
+// inspectedContainer is the part of `stack inspect`'s output (Docker's
+// field names) the tests read.
+type inspectedContainer struct {
+	Name  string
+	State struct {
+		Running bool
+		Health  *struct {
+			Status        string
+			FailingStreak int
+			Log           []struct{ ExitCode int }
+		}
+	}
+	NetworkSettings struct {
+		Networks map[string]struct{ IPAddress string }
+	}
+}
+
+func (e *dnsEnv) inspect(services ...string) []inspectedContainer {
+	e.t.Helper()
+	out := e.mustRun(append([]string{"inspect"}, services...)...)
+	var in []inspectedContainer
+	if err := json.Unmarshal([]byte(out), &in); err != nil {
+		e.t.Fatalf("stack inspect: %v\n%s", err, out)
+	}
+	return in
+}
+
+// ps and stack inspect show a container's health as the daemon's probes
+// find it.
 func TestHealthPsShowsHealthyThenUnhealthyAfterTheCheckFails(t *testing.T) {
 	e := newDNSEnv(t, "services:\n  web:"+helloHealth)
 	e.mustRun("up", "-d", "--wait", "--wait-timeout", "30")
@@ -71,6 +101,16 @@ func TestHealthPsShowsHealthyThenUnhealthyAfterTheCheckFails(t *testing.T) {
 	hs := e.health(web)
 	if hs.Status != "unhealthy" || hs.FailingStreak < 2 || len(hs.Log) == 0 || hs.Log[len(hs.Log)-1].ExitCode == 0 {
 		t.Fatalf("recorded health = %+v, want unhealthy after 2 failures", hs)
+	}
+	in := e.inspect("web")
+	if len(in) != 1 || in[0].Name != "/"+web || !in[0].State.Running || in[0].State.Health == nil {
+		t.Fatalf("stack inspect web = %+v, want %s running with its health", in, web)
+	}
+	if h := in[0].State.Health; h.Status != "unhealthy" || h.FailingStreak < 2 || len(h.Log) == 0 || h.Log[len(h.Log)-1].ExitCode == 0 {
+		t.Fatalf("stack inspect shows health %+v, want unhealthy with the failed probes", h)
+	}
+	if ip := in[0].NetworkSettings.Networks[e.project+"_default"].IPAddress; ip == "" {
+		t.Fatalf("stack inspect shows no address on %s_default: %+v", e.project, in[0].NetworkSettings)
 	}
 
 	// A new task is checked anew: the restarted server answers ok again.
