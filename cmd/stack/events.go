@@ -47,11 +47,7 @@ func (a *app) runEvents(ctx context.Context, o eventsOptions, services []string)
 		}
 		until = t
 	}
-	project, err := a.checkServices(ctx, services)
-	if err != nil {
-		return err
-	}
-	c, err := a.client(ctx)
+	project, c, err := a.projectClient(ctx, services)
 	if err != nil {
 		return err
 	}

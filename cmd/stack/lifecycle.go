@@ -134,6 +134,21 @@ func (a *app) checkServices(ctx context.Context, services []string) (string, err
 	return d.Project, nil
 }
 
+// projectClient checks the named services against the project and connects
+// to containerd: how every command on a project's containers begins. The
+// caller closes the client.
+func (a *app) projectClient(ctx context.Context, services []string) (string, *ctrd.Client, error) {
+	project, err := a.checkServices(ctx, services)
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := a.client(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return project, c, nil
+}
+
 // selectContainers returns the project's service containers (one-off ones
 // too with oneOff) of the named services (all when none), by name, that
 // keep accepts.

@@ -239,11 +239,7 @@ func imageOf(c engine.Container, imgs []ctrd.ImageSummary) (ctrd.ImageSummary, b
 // withContainers hands fn the project's service containers of the named
 // services (all when none) that keep accepts, sorted by name.
 func (a *app) withContainers(ctx context.Context, services []string, keep func(engine.Container) bool, fn func(*ctrd.Client, []engine.Container) error) error {
-	project, err := a.checkServices(ctx, services)
-	if err != nil {
-		return err
-	}
-	c, err := a.client(ctx)
+	project, c, err := a.projectClient(ctx, services)
 	if err != nil {
 		return err
 	}

@@ -43,11 +43,7 @@ func newRmCommand(a *app) *cobra.Command {
 }
 
 func (a *app) runRm(ctx context.Context, o rmOptions, services []string) error {
-	project, err := a.checkServices(ctx, services)
-	if err != nil {
-		return err
-	}
-	c, err := a.client(ctx)
+	project, c, err := a.projectClient(ctx, services)
 	if err != nil {
 		return err
 	}

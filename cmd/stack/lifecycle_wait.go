@@ -33,11 +33,7 @@ type waitResult struct {
 }
 
 func (a *app) runWait(ctx context.Context, services []string, downProject bool) error {
-	project, err := a.checkServices(ctx, services)
-	if err != nil {
-		return err
-	}
-	c, err := a.client(ctx)
+	project, c, err := a.projectClient(ctx, services)
 	if err != nil {
 		return err
 	}

@@ -64,11 +64,7 @@ type statsRow struct {
 }
 
 func (a *app) runStats(ctx context.Context, f statsFlags, services []string) error {
-	project, err := a.checkServices(ctx, services)
-	if err != nil {
-		return err
-	}
-	c, err := a.client(ctx)
+	project, c, err := a.projectClient(ctx, services)
 	if err != nil {
 		return err
 	}
