@@ -107,8 +107,12 @@ type Daemon struct {
 	log   *slog.Logger
 	since time.Time
 
-	poke     chan struct{}      // an event arrived; capacity 1
-	requests chan chan struct{} // explicit refreshes (the CLI after up)
+	poke     chan struct{}       // an event arrived; capacity 1
+	requests chan refreshRequest // explicit refreshes (the CLI after up)
+	// refreshedFrom is when the last successful refresh started (owned by
+	// the refresh loop): a request for the state since an earlier time is
+	// answered by it.
+	refreshedFrom time.Time
 	// listeners is owned by the refresh loop.
 	listeners map[string]listenState
 
@@ -143,7 +147,7 @@ func New(cfg Config) *Daemon {
 		log:       cfg.Logger,
 		since:     time.Now(),
 		poke:      make(chan struct{}, 1),
-		requests:  make(chan chan struct{}),
+		requests:  make(chan refreshRequest),
 		listeners: map[string]listenState{},
 	}
 }
@@ -191,15 +195,23 @@ func (d *Daemon) loop(ctx context.Context, gone <-chan struct{}) error {
 		case <-ctx.Done():
 			return nil
 		case <-d.poke:
-			if !sleep(ctx, d.cfg.Debounce) {
+			req, ok := d.debounce(ctx)
+			if !ok {
 				return nil
 			}
 			drain(d.poke)
 			d.refresh(ctx)
-		case done := <-d.requests:
+			if req != nil {
+				close(req.done) // this refresh started after the request came
+			}
+		case req := <-d.requests:
+			if d.refreshedFrom.After(req.since) {
+				close(req.done) // a refresh since then already shows it
+				continue
+			}
 			drain(d.poke)
 			d.refresh(ctx)
-			close(done)
+			close(req.done)
 		case <-gone:
 			return fmt.Errorf("%w: %s", ErrStateDirGone, d.cfg.StateDir)
 		case <-resync.C:
@@ -207,6 +219,28 @@ func (d *Daemon) loop(ctx context.Context, gone <-chan struct{}) error {
 		case <-retry.C:
 			d.retryListeners()
 		}
+	}
+}
+
+// refreshRequest asks for answers that show the engine as it was at since
+// or later; done is closed once they do.
+type refreshRequest struct {
+	since time.Time
+	done  chan struct{}
+}
+
+// debounce waits out a burst of events. A refresh request cuts the wait
+// short: the refresh that follows starts after it came, so it answers it.
+func (d *Daemon) debounce(ctx context.Context) (*refreshRequest, bool) {
+	t := time.NewTimer(d.cfg.Debounce)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil, false
+	case <-t.C:
+		return nil, true
+	case req := <-d.requests:
+		return &req, true
 	}
 }
 
@@ -238,9 +272,16 @@ func (d *Daemon) stateDirGone() bool {
 
 // Refresh observes now and returns once the answers show it (or ctx ends).
 func (d *Daemon) Refresh(ctx context.Context) error {
+	return d.RefreshSince(ctx, time.Now())
+}
+
+// RefreshSince returns once the answers show the engine as it was at since
+// or later: at once when a refresh that started after since is done, else
+// after a new one.
+func (d *Daemon) RefreshSince(ctx context.Context, since time.Time) error {
 	done := make(chan struct{})
 	select {
-	case d.requests <- done:
+	case d.requests <- refreshRequest{since: since, done: done}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -326,6 +367,7 @@ func (d *Daemon) refresh(ctx context.Context) {
 	d.applyUpstreams()
 	d.syncHealth(ctx, st)
 	d.syncRestarts(ctx, st)
+	d.refreshedFrom = start
 	d.recordRefresh(start, event, nil)
 }
 

@@ -320,3 +320,50 @@ func TestUpstreamsFollowTheHostsResolvConfButNeverAGateway(t *testing.T) {
 		t.Errorf("upstreams from %q, want %q", st.UpstreamsFrom, path)
 	}
 }
+
+// A request for the answers as of some time is served by a refresh that
+// started after it, without observing again; a request as of now observes.
+func TestRefreshSinceIsServedByALaterRefresh(t *testing.T) {
+	src := newFakeSource(engine.State{})
+	before := time.Now()
+	d := startDaemon(t, src, Config{Debounce: time.Millisecond, Resync: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	observed := src.observeCount()
+	if err := d.RefreshSince(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	if got := src.observeCount(); got != observed {
+		t.Fatalf("RefreshSince a time before the last refresh observed again (%d observes, want %d)", got, observed)
+	}
+	if err := d.RefreshSince(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := src.observeCount(); got != observed+1 {
+		t.Fatalf("RefreshSince now: %d observes, want %d", got, observed+1)
+	}
+}
+
+// A request that comes while a burst of events is being waited out ends the
+// wait: one refresh answers both.
+func TestARefreshRequestCutsTheEventDebounceShort(t *testing.T) {
+	src := newFakeSource(engine.State{})
+	d := startDaemon(t, src, Config{Debounce: 2 * time.Second, Resync: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	observed := src.observeCount()
+	src.events <- engine.Event{Topic: engine.TopicTaskStart, ContainerID: "x"}
+	time.Sleep(50 * time.Millisecond) // the loop is now in the 2 s debounce
+	start := time.Now()
+	if err := d.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("the refresh waited %s for the event debounce, want it cut short", took)
+	}
+	if got := src.observeCount(); got != observed+1 {
+		t.Fatalf("%d observes for one event and one request in the debounce, want %d", got, observed+1)
+	}
+}
