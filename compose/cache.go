@@ -71,12 +71,8 @@ func LoadCached(ctx context.Context, opts LoadOptions, cache Cache) (Desired, er
 	if d, ok := readCacheEntry(path); ok {
 		return d, nil
 	}
-	m, p, err := loadModel(ctx, opts)
+	d, m, err := loadDesired(ctx, opts)
 	if err != nil {
-		return Desired{}, err
-	}
-	d := m.desired(p)
-	if err := p.err(); err != nil {
 		return Desired{}, err
 	}
 	writeCacheEntry(cache.Dir, path, cacheEntry{Format: cacheFormat, Deps: m.cacheDeps(), Desired: d})

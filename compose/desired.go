@@ -33,6 +33,23 @@ type Service struct {
 	Volumes  []string
 }
 
+// OneShots are the services another one depends on with condition
+// service_completed_successfully: they run to completion rather than stay up.
+func (d Desired) OneShots() map[string]bool {
+	out := map[string]bool{}
+	for _, s := range d.Services {
+		for _, dep := range s.DependsOn {
+			if dep.Condition == ConditionCompleted {
+				out[dep.Service] = true
+			}
+		}
+	}
+	return out
+}
+
+// ConditionCompleted is the depends_on condition that makes a one-shot.
+const ConditionCompleted = "service_completed_successfully"
+
 // Service returns the named service and whether it exists.
 func (d Desired) Service(name string) (Service, bool) {
 	for _, s := range d.Services {

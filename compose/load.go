@@ -47,15 +47,21 @@ type LoadOptions struct {
 // ask the host to run. Every problem found is reported at once, each error
 // naming the file, the service and the key.
 func Load(ctx context.Context, opts LoadOptions) (Desired, error) {
+	d, _, err := loadDesired(ctx, opts)
+	return d, err
+}
+
+// loadDesired is Load, also returning the model it came from.
+func loadDesired(ctx context.Context, opts LoadOptions) (Desired, *Model, error) {
 	m, p, err := loadModel(ctx, opts)
 	if err != nil {
-		return Desired{}, err
+		return Desired{}, nil, err
 	}
 	d := m.desired(p)
 	if err := p.err(); err != nil {
-		return Desired{}, err
+		return Desired{}, nil, err
 	}
-	return d, nil
+	return d, m, nil
 }
 
 // loadInputs are the resolved decisions compose makes before parsing: which

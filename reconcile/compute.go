@@ -80,6 +80,7 @@ type planner struct {
 	waitSteps  map[string]int // "service condition" → wait step
 	nameFreed  map[string]int // container name → step removing its holder
 	dependents map[string][]engine.Dependency
+	oneShots   map[string]bool // services others wait for to complete
 }
 
 func newPlanner(x desiredIndex, st engine.State, opts Options) *planner {
@@ -96,6 +97,7 @@ func newPlanner(x desiredIndex, st engine.State, opts Options) *planner {
 		waitSteps:  map[string]int{},
 		nameFreed:  map[string]int{},
 		dependents: x.dependents(),
+		oneShots:   x.d.OneShots(),
 	}
 	p.targeted, p.selected = x.selection(opts)
 	p.mine = st.ProjectContainers(p.project)

@@ -170,27 +170,13 @@ func (p *planner) keep(s *service, cd candidate) *unit {
 	return u
 }
 
-// conditionCompleted is the depends_on condition that makes a service a
-// one-shot.
-const conditionCompleted = "service_completed_successfully"
-
 // completed reports a one-shot that already did its job: a container of a
 // service others wait for with service_completed_successfully, exited 0 on
 // its own (not stopped by the user) with its config unchanged (else it is
 // replaced). compose runs it again on every up; that only repeats work a
 // migration or seed job must not repeat.
 func (p *planner) completed(s *service, c engine.Container) bool {
-	if c.Status != engine.StatusExited || c.ExitCode != 0 || c.UserStopped {
-		return false
-	}
-	for _, other := range p.x.services {
-		for _, d := range other.deps {
-			if d.Service == s.name && d.Condition == conditionCompleted {
-				return true
-			}
-		}
-	}
-	return false
+	return p.oneShots[s.name] && c.Status == engine.StatusExited && c.ExitCode == 0 && !c.UserStopped
 }
 
 // mustRecreate returns why c no longer matches spec; none means up to date.

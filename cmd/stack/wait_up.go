@@ -17,7 +17,7 @@ import (
 // Conditions a container is waited for.
 const (
 	condHealthy   = "service_healthy"
-	condCompleted = "service_completed_successfully"
+	condCompleted = compose.ConditionCompleted
 	// condRunning is `up --wait`'s for a service without a healthcheck:
 	// running (and healthy when it has one).
 	condRunning = "running"
@@ -162,14 +162,7 @@ func containerReady(ctr engine.Container, cond, output string) error {
 // completed successfully for the one-shot services others depend on with
 // service_completed_successfully.
 func upWaitTargets(desired compose.Desired) map[string]string {
-	oneShot := map[string]bool{}
-	for _, s := range desired.Services {
-		for _, d := range s.DependsOn {
-			if d.Condition == condCompleted {
-				oneShot[d.Service] = true
-			}
-		}
-	}
+	oneShot := desired.OneShots()
 	want := map[string]string{}
 	for _, spec := range desired.Containers {
 		switch {
