@@ -67,13 +67,12 @@ func keepDaemonSmall(ctx context.Context, dns tabler) {
 	tune := os.Getenv("GOMEMLIMIT") == ""
 	t := time.NewTicker(gcCheckEvery)
 	defer t.Stop()
-	busy, cycles, since, lastTune := false, gcCycles(), time.Now(), time.Time{}
+	gc := gcWatch{cycles: gcCycles(), since: time.Now()}
+	var lastTune time.Time
 	for {
 		if tune {
-			nowBusy := wasBusy(busy, &cycles, &since)
-			if nowBusy != busy || time.Since(lastTune) >= gcTuneEvery {
-				busy = nowBusy
-				debug.SetMemoryLimit(memLimitFor(liveHeap(), busy))
+			if changed := gc.update(gcCycles(), time.Now()); changed || time.Since(lastTune) >= gcTuneEvery {
+				debug.SetMemoryLimit(memLimitFor(liveHeap(), gc.busy))
 				lastTune = time.Now()
 			}
 		}
@@ -123,23 +122,33 @@ func memLimitFor(live uint64, busy bool) int64 {
 // gcCheckEvery is how often the collection rate is looked at.
 const gcCheckEvery = 2 * time.Second
 
-// wasBusy reports whether the daemon is busy: it becomes busy when the
-// collector ran more than busyGCRate times a second since *since, and stays
-// busy until it runs less than a tenth of that (at the busy floor it runs
-// less often: without the margin the floor would flip every check). The
-// answer is kept when less than half of gcCheckEvery has passed.
-func wasBusy(prev bool, cycles *uint64, since *time.Time) bool {
-	elapsed := time.Since(*since)
+// gcWatch tells whether the daemon is busy: it becomes busy when the
+// collector ran more than busyGCRate times a second over the last period,
+// and stays busy until it runs less than a tenth of that (at the busy floor
+// it runs less often: without the margin the floor would flip every check).
+type gcWatch struct {
+	busy   bool
+	cycles uint64    // collections counted at since
+	since  time.Time // start of the period
+}
+
+// update ends the period at now, with cycles collections counted so far,
+// and reports whether busy changed. A period shorter than half of
+// gcCheckEvery is left running.
+func (w *gcWatch) update(cycles uint64, now time.Time) (changed bool) {
+	elapsed := now.Sub(w.since)
 	if elapsed < gcCheckEvery/2 {
-		return prev
+		return false
 	}
-	now := gcCycles()
-	rate := float64(now-*cycles) / elapsed.Seconds()
-	*cycles, *since = now, time.Now()
-	if prev {
-		return rate >= busyGCRate/10
+	rate := float64(cycles-w.cycles) / elapsed.Seconds()
+	w.cycles, w.since = cycles, now
+	was := w.busy
+	if w.busy {
+		w.busy = rate >= busyGCRate/10
+	} else {
+		w.busy = rate > busyGCRate
 	}
-	return rate > busyGCRate
+	return w.busy != was
 }
 
 // gcCycles counts the collections so far.

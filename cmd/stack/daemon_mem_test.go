@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReadOnlyMappingOfTheExecutableOnly(t *testing.T) {
@@ -60,4 +61,29 @@ func rssFileKB(t *testing.T) int {
 	}
 	t.Skip("no RssFile in /proc/self/status")
 	return 0
+}
+
+// The daemon counts as busy once the collector runs more than once a
+// second, and stays so until it runs ten times less often.
+func TestGCWatchIsBusyWithAMarginEachWay(t *testing.T) {
+	start := time.Now()
+	w := gcWatch{since: start}
+	steps := []struct {
+		cycles  uint64
+		after   time.Duration
+		busy    bool
+		changed bool
+	}{
+		{cycles: 2, after: 2 * time.Second, busy: false, changed: false},          // 1/s: not more than once a second
+		{cycles: 8, after: 4 * time.Second, busy: true, changed: true},            // 3/s
+		{cycles: 9, after: 6 * time.Second, busy: true, changed: false},           // 0.5/s: still above a tenth
+		{cycles: 9, after: 8 * time.Second, busy: false, changed: true},           // 0/s
+		{cycles: 30, after: 8500 * time.Millisecond, busy: false, changed: false}, // too short a period to judge
+	}
+	for i, s := range steps {
+		changed := w.update(s.cycles, start.Add(s.after))
+		if w.busy != s.busy || changed != s.changed {
+			t.Fatalf("step %d (%d collections at %s): busy %v changed %v, want %v %v", i, s.cycles, s.after, w.busy, changed, s.busy, s.changed)
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // ExecOptions say what Exec runs in a container and where its streams go.
@@ -47,21 +48,36 @@ func (c *Client) Exec(ctx context.Context, id string, opts ExecOptions) (int, er
 	if len(opts.Args) == 0 {
 		return 0, fmt.Errorf("exec in %s: no command given", id)
 	}
+	task, pspec, err := c.execTarget(ctx, id, opts)
+	if err != nil {
+		return 0, err
+	}
+	return c.execIn(ctx, id, task, pspec.Process, opts)
+}
+
+// execTarget loads the task of container id and the process spec opts
+// make of the container's.
+func (c *Client) execTarget(ctx context.Context, id string, opts ExecOptions) (containerd.Task, *oci.Spec, error) {
 	ctr, err := c.ctr.LoadContainer(ctx, id)
 	if err != nil {
-		return 0, fmt.Errorf("exec in %s: %w", id, err)
+		return nil, nil, fmt.Errorf("exec in %s: %w", id, err)
 	}
 	task, err := ctr.Task(ctx, nil)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
-			return 0, fmt.Errorf("exec in %s: the container is not running: start it first: %w", id, errdefs.ErrFailedPrecondition)
+			return nil, nil, fmt.Errorf("exec in %s: the container is not running: start it first: %w", id, errdefs.ErrFailedPrecondition)
 		}
-		return 0, fmt.Errorf("exec in %s: %w", id, err)
+		return nil, nil, fmt.Errorf("exec in %s: %w", id, err)
 	}
 	pspec, err := c.execSpec(ctx, ctr, opts)
 	if err != nil {
-		return 0, fmt.Errorf("exec in %s: %w", id, err)
+		return nil, nil, fmt.Errorf("exec in %s: %w", id, err)
 	}
+	return task, pspec, nil
+}
+
+// execIn runs process in task with opts' streams and returns its exit code.
+func (c *Client) execIn(ctx context.Context, id string, task containerd.Task, process *specs.Process, opts ExecOptions) (int, error) {
 	var stdinEOF <-chan struct{}
 	if opts.Stdin != nil && !opts.TTY && !opts.Detach {
 		r := &eofReader{r: opts.Stdin, done: make(chan struct{})}
@@ -71,7 +87,7 @@ func (c *Client) Exec(ctx context.Context, id string, opts ExecOptions) (int, er
 	if err != nil {
 		return 0, fmt.Errorf("exec in %s: %w", id, err)
 	}
-	proc, err := task.Exec(ctx, execID(), pspec.Process, creator)
+	proc, err := task.Exec(ctx, execID(), process, creator)
 	if err != nil {
 		return 0, fmt.Errorf("exec in %s: %w", id, notRunning(ctx, task, err))
 	}

@@ -2,7 +2,6 @@ package ctrd
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -94,21 +93,13 @@ func (p *probeTargets) forget(id string) {
 
 // probeTarget returns the task of container id started at started and the
 // spec its probes run with, from the cache when the same task still runs.
-func (c *Client) probeTarget(ctx context.Context, id string, started time.Time, argv []string) (probeTarget, error) {
+func (c *Client) probeTarget(ctx context.Context, id string, started time.Time) (probeTarget, error) {
 	if t, ok := c.probes.get(id, started); ok {
 		return t, nil
 	}
-	ctr, err := c.ctr.LoadContainer(ctx, id)
+	task, spec, err := c.execTarget(ctx, id, ExecOptions{})
 	if err != nil {
-		return probeTarget{}, fmt.Errorf("exec in %s: %w", id, err)
-	}
-	task, err := ctr.Task(ctx, nil)
-	if err != nil {
-		return probeTarget{}, fmt.Errorf("exec in %s: %w", id, err)
-	}
-	spec, err := c.execSpec(ctx, ctr, ExecOptions{Args: argv})
-	if err != nil {
-		return probeTarget{}, fmt.Errorf("exec in %s: %w", id, err)
+		return probeTarget{}, err
 	}
 	t := probeTarget{started: started, task: task, spec: spec}
 	if !started.IsZero() {
@@ -120,20 +111,15 @@ func (c *Client) probeTarget(ctx context.Context, id string, started time.Time, 
 // probeExec runs argv in the task of container id started at started, its
 // output into opts' writers, and returns its exit code.
 func (c *Client) probeExec(ctx context.Context, id string, started time.Time, argv []string, opts ExecOptions) (int, error) {
-	t, err := c.probeTarget(ctx, id, started, argv)
+	t, err := c.probeTarget(ctx, id, started)
 	if err != nil {
 		return 0, err
 	}
 	process := *t.spec.Process
 	process.Args = argv
-	creator, err := c.execIO(opts)
-	if err != nil {
-		return 0, fmt.Errorf("exec in %s: %w", id, err)
-	}
-	proc, err := t.task.Exec(ctx, execID(), &process, creator)
+	code, err := c.execIn(ctx, id, t.task, &process, opts)
 	if err != nil {
 		c.probes.forget(id) // the task may be gone: load it anew next time
-		return 0, fmt.Errorf("exec in %s: %w", id, notRunning(ctx, t.task, err))
 	}
-	return runExec(ctx, proc, opts, nil)
+	return code, err
 }
