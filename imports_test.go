@@ -19,6 +19,8 @@ type importRule struct {
 	forbidden []string
 	// onlyModule lists the module packages it may depend on (nil: any).
 	onlyModule []string
+	// stdlibOnly: no other module's packages at all.
+	stdlibOnly bool
 }
 
 var importRules = []importRule{
@@ -26,7 +28,11 @@ var importRules = []importRule{
 	{pkg: "compose", forbidden: []string{"github.com/containerd/containerd", "github.com/containernetworking", "github.com/miekg/dns"}, onlyModule: []string{"engine"}},
 	{pkg: "reconcile", forbidden: []string{"github.com/containerd/containerd", "github.com/containernetworking", "github.com/miekg/dns"}, onlyModule: []string{"compose", "engine"}},
 	{pkg: "engine/enginetest", forbidden: []string{"github.com/containerd/containerd", "github.com/containernetworking", "github.com/compose-spec", "github.com/miekg/dns"}, onlyModule: []string{"engine"}},
-	{pkg: "engine/ctrd", forbidden: []string{"github.com/compose-spec", "github.com/miekg/dns"}, onlyModule: []string{"engine"}},
+	{pkg: "engine/ctrd", forbidden: []string{"github.com/compose-spec", "github.com/miekg/dns"}, onlyModule: []string{"engine", "engine/jsonfile"}},
+	// The logging binary runs before the heavy packages initialise (see
+	// cmd/stack/logdriver): it must not need them.
+	{pkg: "engine/jsonfile", onlyModule: []string{}, stdlibOnly: true},
+	{pkg: "cmd/stack/logdriver", onlyModule: []string{"engine/jsonfile"}, stdlibOnly: true},
 	{pkg: "daemon", forbidden: []string{"github.com/containerd/containerd", "github.com/containernetworking", "github.com/compose-spec"}, onlyModule: []string{"engine", "netdns"}},
 	{pkg: "netdns", forbidden: []string{"github.com/containerd/containerd", "github.com/containernetworking", "github.com/compose-spec"}, onlyModule: []string{}},
 }
@@ -53,6 +59,10 @@ func TestImportRulesCatchViolations(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("want 2 violations (containerd client, engine/ctrd), got %d: %v", len(got), got)
 	}
+	got = checkRule(importRule{pkg: "engine/jsonfile", onlyModule: []string{}, stdlibOnly: true}, []string{"os", "golang.org/x/sys/unix"})
+	if len(got) != 1 {
+		t.Fatalf("want 1 violation (golang.org/x/sys/unix), got %d: %v", len(got), got)
+	}
 }
 
 func checkRule(rule importRule, deps []string) []string {
@@ -62,6 +72,9 @@ func checkRule(rule importRule, deps []string) []string {
 			if strings.HasPrefix(dep, bad) {
 				violations = append(violations, fmt.Sprintf("%s imports %s (forbidden by DESIGN.md)", rule.pkg, dep))
 			}
+		}
+		if first, _, _ := strings.Cut(dep, "/"); rule.stdlibOnly && strings.Contains(first, ".") && !strings.HasPrefix(dep, module+"/") {
+			violations = append(violations, fmt.Sprintf("%s imports %s; it may import only the standard library", rule.pkg, dep))
 		}
 		if rule.onlyModule == nil || !strings.HasPrefix(dep, module+"/") {
 			continue

@@ -6,21 +6,6 @@ import (
 	"github.com/stackdev/stack/engine/ctrd"
 )
 
-func init() { registerCommand(newLogDriverCommand) }
-
-// newLogDriverCommand is the logging binary containerd's shim runs for each
-// task (fd 3 stdout, fd 4 stderr, fd 5 readiness). Hidden: users never call it.
-func newLogDriverCommand(*app) *cobra.Command {
-	return &cobra.Command{
-		Use:    ctrd.LogDriverCommand + " CONFIG",
-		Hidden: true,
-		Args:   cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			return ctrd.RunLogDriver(args[0])
-		},
-	}
-}
-
 func init() { registerCommand(newIOHoldCommand) }
 
 // newIOHoldCommand is the detached process that keeps the stdin of a

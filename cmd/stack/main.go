@@ -7,6 +7,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// First, so that the logging binary starts without the rest (see its doc).
+	_ "github.com/stackdev/stack/cmd/stack/logdriver"
 )
 
 func main() {

@@ -1,9 +1,10 @@
 // Package ctrd is the containerd implementation of engine.Driver and the only
 // package that imports the containerd client and CNI: images (pull, push,
 // load, import, save), containers and tasks, CNI bridge networks and IPAM,
-// named volumes and published ports, and container logs: the json-file
-// logging binary the shim runs (RunLogDriver) and the reader behind
-// `stack logs` (OpenLogs, MergeLogs); files copied in and out of
+// named volumes and published ports, and container logs: the shim runs
+// the stack binary as the logging binary (engine/jsonfile writes the
+// files) and this package reads them behind `stack logs` (OpenLogs,
+// MergeLogs); files copied in and out of
 // containers with docker cp's rules, every path resolved inside the
 // container's root (CopyToContainer, CopyFromContainer), and the figures
 // behind `stack stats` (ContainerStats, ComputeStats).

@@ -1,6 +1,8 @@
 package ctrd
 
 import (
+	"github.com/stackdev/stack/engine/jsonfile"
+
 	"errors"
 	"io"
 	"sync"
@@ -13,7 +15,7 @@ import (
 // output as it shows a service's: the task's streams go to the CLI through
 // FIFOs, not through the logging binary.
 type attachLog struct {
-	log     *jsonLog
+	log     *jsonfile.Log
 	streams []*logTee
 }
 
@@ -28,7 +30,7 @@ func (c *Client) openAttachLog(id string, spec engine.ContainerSpec) (*attachLog
 	if err != nil {
 		return nil, err
 	}
-	w, err := openJSONLog(cfg)
+	w, err := jsonfile.Open(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -60,16 +62,16 @@ func (l *attachLog) Close() error {
 }
 
 // logTee is one stream of an attachLog. Complete lines are logged as they
-// come (cut at maxLogLine as the logging binary cuts them); the rest waits
+// come (cut at jsonfile.MaxLine as the logging binary cuts them); the rest waits
 // for its newline, or for Close.
 type logTee struct {
-	log    *jsonLog
+	log    *jsonfile.Log
 	stream string
 	w      io.Writer
 
 	mu   sync.Mutex
 	held []byte
-	b    batch
+	b    jsonfile.Batch
 }
 
 func (t *logTee) Write(p []byte) (int, error) {
@@ -77,8 +79,8 @@ func (t *logTee) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	data := append(t.held, p...)
-	rest := t.b.split(t.stream, data)
-	_ = t.log.write(&t.b) // the CLI's copy matters more than the log's
+	rest := t.b.Split(t.stream, data)
+	_ = t.log.Write(&t.b) // the CLI's copy matters more than the log's
 	t.held = append(data[:0], rest...)
 	return n, err
 }
@@ -89,7 +91,7 @@ func (t *logTee) flush() error {
 	if len(t.held) == 0 {
 		return nil
 	}
-	t.b.add(t.stream, t.held)
+	t.b.Add(t.stream, t.held)
 	t.held = nil
-	return t.log.write(&t.b)
+	return t.log.Write(&t.b)
 }

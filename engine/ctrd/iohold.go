@@ -1,6 +1,8 @@
 package ctrd
 
 import (
+	"github.com/stackdev/stack/engine/jsonfile"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -45,7 +47,7 @@ const (
 // (where the FIFOs are, and whose removal ends it) and where its output goes.
 type HoldConfig struct {
 	Dir     string
-	Log     LogConfig
+	Log     jsonfile.Config
 	Discard bool // the "none" logging driver: output is read and dropped
 }
 
@@ -53,7 +55,7 @@ func (cfg HoldConfig) fifo(name string) string { return filepath.Join(cfg.Dir, n
 
 // encode is the holder's only argument.
 func (cfg HoldConfig) encode() string {
-	v, _ := url.ParseQuery(cfg.Log.encode())
+	v, _ := url.ParseQuery(cfg.Log.Encode())
 	v.Set("dir", cfg.Dir)
 	if cfg.Discard {
 		v.Set("discard", "1")
@@ -63,7 +65,7 @@ func (cfg HoldConfig) encode() string {
 
 // decodeHoldConfig is encode's inverse.
 func decodeHoldConfig(arg string) (HoldConfig, error) {
-	lc, err := decodeLogConfig(arg)
+	lc, err := jsonfile.DecodeConfig(arg)
 	if err != nil {
 		return HoldConfig{}, err
 	}

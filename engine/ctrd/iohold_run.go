@@ -1,6 +1,8 @@
 package ctrd
 
 import (
+	"github.com/stackdev/stack/engine/jsonfile"
+
 	"errors"
 	"fmt"
 	"io"
@@ -36,7 +38,9 @@ func RunIOHold(arg string) error {
 	if err != nil {
 		return reportHoldError(ready, err)
 	}
-	signalReady(ready)
+	// One byte, then close: the starter waits for it.
+	_, _ = ready.Write([]byte{1})
+	_ = ready.Close()
 	return h.run(waitRemoved)
 }
 
@@ -53,8 +57,8 @@ func reportHoldError(ready *os.File, err error) error {
 type holder struct {
 	cfg   HoldConfig
 	lock  *os.File
-	fifos []*os.File // stdin, stdout, stderr
-	log   *jsonLog   // nil with Discard
+	fifos []*os.File    // stdin, stdout, stderr
+	log   *jsonfile.Log // nil with Discard
 }
 
 // openHolder takes the lock (unless inherited), creates and opens the
@@ -82,7 +86,7 @@ func (h *holder) open(lock *os.File) error {
 		h.fifos = append(h.fifos, f)
 	}
 	if !h.cfg.Discard {
-		h.log, err = openJSONLog(h.cfg.Log)
+		h.log, err = jsonfile.Open(h.cfg.Log)
 	}
 	return err
 }
@@ -169,7 +173,7 @@ func (h *holder) copy(stream string, r io.Reader) error {
 		}
 		return err
 	}
-	return copyStream(h.log, stream, r)
+	return jsonfile.CopyStream(h.log, stream, r)
 }
 
 // close releases what openHolder opened.

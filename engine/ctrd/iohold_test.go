@@ -1,6 +1,8 @@
 package ctrd
 
 import (
+	"github.com/stackdev/stack/engine/jsonfile"
+
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,7 +15,7 @@ import (
 )
 
 func TestHoldConfigRoundTrip(t *testing.T) {
-	want := HoldConfig{Dir: "/var/lib/stack/containers/abc", Log: LogConfig{Path: "/var/lib/stack/containers/abc/abc-json.log", MaxSize: 1 << 20, MaxFiles: 3}, Discard: true}
+	want := HoldConfig{Dir: "/var/lib/stack/containers/abc", Log: jsonfile.Config{Path: "/var/lib/stack/containers/abc/abc-json.log", MaxSize: 1 << 20, MaxFiles: 3}, Discard: true}
 	got, err := decodeHoldConfig(want.encode())
 	if err != nil || got != want {
 		t.Fatalf("decode(encode(%+v)) = %+v, %v", want, got, err)
@@ -33,7 +35,7 @@ func startTestHolder(t *testing.T, discard bool) (HoldConfig, <-chan error) {
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		t.Fatal(err)
 	}
-	cfg := HoldConfig{Dir: dir, Log: LogConfig{Path: filepath.Join(dir, "ctr-json.log"), MaxFiles: 1}, Discard: discard}
+	cfg := HoldConfig{Dir: dir, Log: jsonfile.Config{Path: filepath.Join(dir, "ctr-json.log"), MaxFiles: 1}, Discard: discard}
 	h, err := openHolder(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package ctrd
 
 import (
+	"github.com/stackdev/stack/engine/jsonfile"
+
 	"fmt"
 	"net/url"
 
@@ -24,7 +26,7 @@ func (c *Client) jsonLogIO(id string, spec engine.ContainerSpec) cio.Creator {
 		if err != nil {
 			return nil, err
 		}
-		u := url.URL{Scheme: "binary", Path: bin, RawQuery: url.Values{LogDriverCommand: {cfg.encode()}}.Encode()}
+		u := url.URL{Scheme: "binary", Path: bin, RawQuery: url.Values{jsonfile.DriverCommand: {cfg.Encode()}}.Encode()}
 		return &fileIO{cfg: cio.Config{Terminal: spec.Process.TTY, Stdout: u.String(), Stderr: u.String()}}, nil
 	}
 }

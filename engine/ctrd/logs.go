@@ -1,6 +1,8 @@
 package ctrd
 
 import (
+	"github.com/stackdev/stack/engine/jsonfile"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -104,7 +106,7 @@ func logFiles(path string) []string {
 		files = append(files, path)
 	}
 	for n := 1; n < maxRotated; n++ {
-		p := rotatedPath(path, n)
+		p := jsonfile.RotatedPath(path, n)
 		if _, err := os.Stat(p); err != nil {
 			break
 		}

@@ -1,6 +1,8 @@
 package ctrd
 
 import (
+	"github.com/stackdev/stack/engine/jsonfile"
+
 	"errors"
 	"fmt"
 	"io"
@@ -47,7 +49,7 @@ func writeBenchLog(b *testing.B, path string, size int64) {
 	defer f.Close()
 	var data []byte // 512 KiB of whole lines, at the end of the file
 	for len(data) < 1<<19 {
-		data = appendLogLine(data, "stdout", []byte("a typical log line of about sixty bytes, give or take a few\n"), t0)
+		data = jsonfile.AppendLine(data, "stdout", []byte("a typical log line of about sixty bytes, give or take a few\n"), t0)
 	}
 	if _, err := f.WriteAt(data, size-int64(len(data))); err != nil {
 		b.Fatal(err)

@@ -1,6 +1,8 @@
 package ctrd
 
 import (
+	"github.com/stackdev/stack/engine/jsonfile"
+
 	"bufio"
 	"encoding/json"
 	"errors"
@@ -25,7 +27,7 @@ func writeLog(t *testing.T, path, prefix string, from, to int) {
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	for i := from; i < to; i++ {
-		w.Write(appendLogLine(nil, "stdout", fmt.Appendf(nil, "%s %d\n", prefix, i), t0.Add(time.Duration(i)*time.Second)))
+		w.Write(jsonfile.AppendLine(nil, "stdout", fmt.Appendf(nil, "%s %d\n", prefix, i), t0.Add(time.Duration(i)*time.Second)))
 	}
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
@@ -149,7 +151,7 @@ func TestReaderFollowsGrowthRotationTruncationAndRestarts(t *testing.T) {
 	writeLog(t, path, "l", 0, 2)
 	// A half-written line is not returned until it is complete.
 	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	line := appendLogLine(nil, "stdout", []byte("l 2\n"), t0)
+	line := jsonfile.AppendLine(nil, "stdout", []byte("l 2\n"), t0)
 	f.Write(line[:10])
 	if got := fmt.Sprint(readAll(t, r)); got != "[l 0 l 1]" {
 		t.Fatalf("first read = %s", got)
@@ -189,7 +191,7 @@ func TestMergeLogsIsInTimeOrderAcrossContainers(t *testing.T) {
 		f, _ := os.Create(path)
 		for j := 0; j < 4; j++ {
 			sec := time.Duration(j*3+i) * time.Second
-			f.Write(appendLogLine(nil, "stdout", fmt.Appendf(nil, "%s%d\n", name, j), t0.Add(sec)))
+			f.Write(jsonfile.AppendLine(nil, "stdout", fmt.Appendf(nil, "%s%d\n", name, j), t0.Add(sec)))
 		}
 		f.Close()
 		readers = append(readers, openLog(t, path, LogQuery{Tail: -1}))
@@ -245,7 +247,7 @@ func TestDecodeOwnLineAgreesWithEncodingJSON(t *testing.T) {
 		texts = append(texts, string(b))
 	}
 	for _, text := range texts {
-		line := appendLogLine(nil, "stderr", []byte(text), t0.Add(123456789))
+		line := jsonfile.AppendLine(nil, "stderr", []byte(text), t0.Add(123456789))
 		fast, ok := decodeOwnLine(line)
 		var slow logLine
 		if err := json.Unmarshal(line, &slow); err != nil {

@@ -151,18 +151,19 @@ func benchLogThroughput(ctx context.Context, r *stackRunner) ([]lifeRow, error) 
 	yes := func(redirect string) string {
 		return fmt.Sprintf(`%s yes %s | head -c %d %s; %s`, timedBegin, line, yesBytes, redirect, timedEnd)
 	}
-	services := oneShot("flood", flood) + oneShot("yes", yes("")) + oneShot("yesnull", yes(">/dev/null"))
+	services := oneShot("flood", flood) + oneShot("yes", yes("")) + oneShot("yesnull", yes(">/dev/null")) +
+		oneShot("yespipe", yes("| cat >/dev/null"))
 	if err := r.writeLifeProject(services); err != nil {
 		return nil, err
 	}
 	defer r.down(ctx)
-	var landed, toLog, toNull sample
+	var landed, toLog, toNull, toPipe sample
 	for range throughRuns {
 		for _, w := range []struct {
 			service string
 			into    *sample
 			landed  bool
-		}{{"flood", &landed, true}, {"yes", &toLog, false}, {"yesnull", &toNull, false}} {
+		}{{"flood", &landed, true}, {"yes", &toLog, false}, {"yesnull", &toNull, false}, {"yespipe", &toPipe, false}} {
 			run, err := runWriter(ctx, r, w.service)
 			if err != nil {
 				return nil, err
@@ -174,11 +175,12 @@ func benchLogThroughput(ctx context.Context, r *stackRunner) ([]lifeRow, error) 
 	if err != nil {
 		return nil, err
 	}
-	return throughputRows(landed, toLog, toNull, aloneBytes, alone), nil
+	return throughputRows(landed, toLog, toNull, toPipe, aloneBytes, alone), nil
 }
 
-func throughputRows(landed, toLog, toNull sample, aloneBytes int64, alone time.Duration) []lifeRow {
+func throughputRows(landed, toLog, toNull, toPipe sample, aloneBytes int64, alone time.Duration) []lifeRow {
 	slowdown := float64(toLog.median())/float64(toNull.median()) - 1
+	pipeFloor := float64(toPipe.median())/float64(toNull.median()) - 1
 	rate := mbps(logWriteBytes, landed.median())
 	return []lifeRow{
 		{figure: "logging throughput, container → shim → stack __log-driver → file",
@@ -189,6 +191,10 @@ func throughputRows(landed, toLog, toNull sample, aloneBytes int64, alone time.D
 			value:  fmt.Sprintf("%+.0f%%", 100*slowdown),
 			detail: fmt.Sprintf("%d MiB: %s logged vs %s to /dev/null (medians of %d)", yesBytes>>20, short(toLog.median()), short(toNull.median()), len(toLog)),
 			target: "≤10%", met: slowdown <= 0.10},
+		{figure: "  the floor: the same writer into a pipe that cat drops",
+			value:    fmt.Sprintf("%+.0f%%", 100*pipeFloor),
+			detail:   fmt.Sprintf("%s (medians of %d): the cost of any logger that reads a pipe", short(toPipe.median()), len(toPipe)),
+			noTarget: true},
 		{figure: "logging throughput, stack __log-driver alone (pipe → file)",
 			value:    fmt.Sprintf("%.0f MB/s", mbps(aloneBytes, alone)),
 			detail:   fmt.Sprintf("%d MiB of %d-byte lines written into its fd 3 by the bench", aloneBytes>>20, logLineLen),
