@@ -138,11 +138,11 @@ func (a *app) checkServices(ctx context.Context, services []string) (string, err
 // to containerd: how every command on a project's containers begins. The
 // caller closes the client.
 func (a *app) projectClient(ctx context.Context, services []string) (string, *ctrd.Client, error) {
-	project, err := a.checkServices(ctx, services)
-	if err != nil {
-		return "", nil, err
-	}
-	c, err := a.client(ctx)
+	var project string
+	c, err := a.clientAfter(ctx, func() (err error) {
+		project, err = a.checkServices(ctx, services)
+		return err
+	})
 	if err != nil {
 		return "", nil, err
 	}

@@ -30,11 +30,11 @@ func newPsCommand(a *app) *cobra.Command {
 		Use:   "ps [SERVICE...]",
 		Short: "List the project's containers",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			project, err := a.projectName(cmd.Context())
-			if err != nil {
+			var project string
+			c, err := a.clientAfter(cmd.Context(), func() (err error) {
+				project, err = a.projectName(cmd.Context())
 				return err
-			}
-			c, err := a.client(cmd.Context())
+			})
 			if err != nil {
 				return err
 			}

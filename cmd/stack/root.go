@@ -135,8 +135,25 @@ func (a *app) clientOptions() ctrd.Options {
 // containerd is installed, it starts one (detached, state under the stack
 // state directory) and says so in one line.
 func (a *app) client(ctx context.Context) (*ctrd.Client, error) {
+	return a.clientFrom(ctx, ctrd.Dial(ctx, a.clientOptions()))
+}
+
+// clientAfter connects to containerd while load runs, and returns the
+// client once load has succeeded: connecting only reads, so bad input still
+// fails before anything on the host is touched.
+func (a *app) clientAfter(ctx context.Context, load func() error) (*ctrd.Client, error) {
+	dialing := ctrd.Dial(ctx, a.clientOptions())
+	if err := load(); err != nil {
+		dialing.Abandon()
+		return nil, err
+	}
+	return a.clientFrom(ctx, dialing)
+}
+
+// clientFrom is client for a connection dialled earlier.
+func (a *app) clientFrom(ctx context.Context, dialing *ctrd.Dialing) (*ctrd.Client, error) {
 	opts := a.clientOptions()
-	c, err := ctrd.New(ctx, opts)
+	c, err := dialing.Client()
 	if err == nil {
 		a.reviveDaemon(ctx)
 	}

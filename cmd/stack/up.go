@@ -156,17 +156,19 @@ func newUpCommand(a *app) *cobra.Command {
 }
 
 func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
-	// Load first (it needs neither containerd nor the lock) so that bad
-	// input fails before anything is touched or waited for.
-	desired, err := a.loadDesired(ctx, &f.convergeFlags, services)
-	if err != nil {
+	// Load before anything is touched or waited for, so that bad input
+	// fails first.
+	var (
+		desired compose.Desired
+		att     *attachedUp // nil: detached
+	)
+	c, err := a.clientAfter(ctx, func() (err error) {
+		if desired, err = a.loadDesired(ctx, &f.convergeFlags, services); err != nil {
+			return err
+		}
+		att, err = a.newAttachedUp(f, desired, services)
 		return err
-	}
-	att, err := a.newAttachedUp(f, desired, services) // nil: detached
-	if err != nil {
-		return err
-	}
-	c, err := a.client(ctx)
+	})
 	if err != nil {
 		return err
 	}

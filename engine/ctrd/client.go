@@ -71,6 +71,14 @@ var ErrUnreachable = errors.New("containerd is not reachable")
 // dials lazily, so the Version call is what proves the daemon is there.
 func New(ctx context.Context, opts Options) (*Client, error) {
 	opts = opts.withDefaults()
+	ctr, err := connect(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(ctr, opts)
+}
+
+func connect(ctx context.Context, opts Options) (*containerd.Client, error) {
 	ctr, err := containerd.New(opts.Address, containerd.WithDefaultNamespace(opts.Namespace))
 	if err != nil {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", opts.Address, err)
@@ -81,11 +89,54 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		ctr.Close()
 		return nil, fmt.Errorf("%w at %s (start it, or set --address / STACK_CONTAINERD_ADDRESS): %v", ErrUnreachable, opts.Address, err)
 	}
+	return ctr, nil
+}
+
+func newClient(ctr *containerd.Client, opts Options) (*Client, error) {
 	if err := os.MkdirAll(opts.StateDir, 0o711); err != nil {
 		ctr.Close()
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
 	return &Client{ctr: ctr, opts: opts}, nil
+}
+
+// Dialing is a connection to containerd on its way: a command dials first
+// and loads its project meanwhile. Dialing only reads; the host changes
+// (the state directory is created) only when Client is called.
+type Dialing struct {
+	opts Options
+	done chan struct{}
+	ctr  *containerd.Client
+	err  error
+}
+
+// Dial starts connecting to containerd; ctx must last until Client or
+// Abandon.
+func Dial(ctx context.Context, opts Options) *Dialing {
+	d := &Dialing{opts: opts.withDefaults(), done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		d.ctr, d.err = connect(ctx, d.opts)
+	}()
+	return d
+}
+
+// Client waits for the connection, as New would have made it.
+func (d *Dialing) Client() (*Client, error) {
+	<-d.done
+	if d.err != nil {
+		return nil, d.err
+	}
+	return newClient(d.ctr, d.opts)
+}
+
+// Abandon closes the connection once made: the command ended before it
+// needed containerd.
+func (d *Dialing) Abandon() {
+	<-d.done
+	if d.ctr != nil {
+		d.ctr.Close()
+	}
 }
 
 // Close releases the connection.
