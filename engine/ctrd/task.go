@@ -68,10 +68,21 @@ func (c *Client) startTask(ctx context.Context, id string, onStart func(*runReco
 			_ = c.teardownNetwork(context.WithoutCancel(ctx), id)
 		}
 	}()
-	if err := c.setupNetwork(ctx, id, spec, &rr); err != nil {
+	if err := c.prepareNetwork(id, spec, &rr); err != nil {
 		return false, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
+	// CNI ADD and the task's creation (the shim, the logging binary, runc
+	// create) do not need each other; each takes tens of milliseconds. Only
+	// the start waits for both, so the process sees its network at once.
+	attached := make(chan error, 1)
+	go func() { attached <- c.attachNetworks(ctx, id, spec, &rr) }()
 	task, err := ctr.NewTask(ctx, c.taskIO(id, spec))
+	if netErr := <-attached; netErr != nil {
+		if err == nil {
+			_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+		}
+		return false, fmt.Errorf("start container %s: %w", spec.Name, netErr)
+	}
 	if err != nil {
 		return false, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
@@ -219,7 +230,15 @@ func (c *Client) stopTask(ctx context.Context, ctr containerd.Container, timeout
 	if err := signalAndWait(ctx, task, stopSignal(spec), gracePeriod(spec, timeout)); err != nil {
 		return err
 	}
+	// The task has exited: its network goes (CNI DEL) while containerd
+	// deletes it (the shim waits for the logging binary to drain); neither
+	// needs the other. The run record is the network's until it is done.
+	detached := make(chan error, 1)
+	go func() { detached <- c.teardownNetwork(ctx, ctr.ID()) }()
 	st, err := task.Delete(ctx, containerd.WithProcessKill)
+	if netErr := <-detached; netErr != nil {
+		return netErr
+	}
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete task: %w", err)
 	}

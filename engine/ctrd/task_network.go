@@ -22,6 +22,15 @@ func ownsNetNS(spec engine.ContainerSpec) bool {
 // the run record before each step so that teardownNetwork can undo a
 // partial setup.
 func (c *Client) setupNetwork(ctx context.Context, id string, spec engine.ContainerSpec, rr *runRecord) error {
+	if err := c.prepareNetwork(id, spec, rr); err != nil {
+		return err
+	}
+	return c.attachNetworks(ctx, id, spec, rr)
+}
+
+// prepareNetwork chooses the ports and attachments, records them, and
+// creates the netns: what the task's spec needs to exist.
+func (c *Client) prepareNetwork(id string, spec engine.ContainerSpec, rr *runRecord) error {
 	if !ownsNetNS(spec) {
 		rr.Ports = nil
 		return nil
@@ -38,8 +47,14 @@ func (c *Client) setupNetwork(ctx context.Context, id string, spec engine.Contai
 	if err := c.saveRun(id, *rr); err != nil {
 		return err
 	}
-	if err := createNetNS(rr.NetNS); err != nil {
-		return err
+	return createNetNS(rr.NetNS)
+}
+
+// attachNetworks runs CNI ADD for each planned attachment, recording each,
+// then puts the isolation rules first and writes /etc/hosts.
+func (c *Client) attachNetworks(ctx context.Context, id string, spec engine.ContainerSpec, rr *runRecord) error {
+	if !ownsNetNS(spec) {
+		return nil
 	}
 	for i := range rr.Attachments {
 		if err := c.cniAdd(ctx, id, rr.NetNS, &rr.Attachments[i]); err != nil {
