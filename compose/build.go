@@ -74,6 +74,7 @@ func (b *serviceBuilder) service() Service {
 		Replicas:   b.s.GetScale(),
 		DependsOn:  b.dependencies(),
 		PullPolicy: b.pullPolicy(),
+		NoAttach:   b.s.Attach != nil && !*b.s.Attach,
 		Networks:   b.networkNames(),
 		Volumes:    b.volumeNames(),
 	}

@@ -28,6 +28,9 @@ type Service struct {
 	Replicas   int
 	DependsOn  []engine.Dependency
 	PullPolicy engine.PullPolicy // "" means missing
+	// NoAttach is attach: false: an attached up does not follow its logs
+	// unless --attach names it.
+	NoAttach bool
 	// Networks and Volumes it uses, by full name.
 	Networks []string
 	Volumes  []string

@@ -57,7 +57,7 @@ var supportedKeys = []string{
 // supportedServiceKeys are relative to services.<name>.
 var supportedServiceKeys = []string{
 	// process
-	"image", "command", "entrypoint", "environment", "environment.*", "env_file",
+	"image", "command", "entrypoint", "environment", "environment.*", "env_file", "attach",
 	"env_file.[].path", "env_file.[].required", "env_file.[].format", "working_dir", "user",
 	"group_add", "init", "stop_signal", "stop_grace_period", "tty", "stdin_open", "hostname",
 	"domainname", "container_name", "labels", "labels.*", "label_file", "annotations",

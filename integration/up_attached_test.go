@@ -296,3 +296,34 @@ func TestUpAttachedFollowsRestartsUntilThePolicyGivesUp(t *testing.T) {
 		t.Errorf("crashy: %d restarts, %s; want 2, exited", c.RestartCount, c.Status)
 	}
 }
+
+// A service with attach: false runs, but its logs are not followed unless
+// --attach names it.
+func TestUpAttachedLeavesOutAttachFalse(t *testing.T) {
+	p := newProjectEnv(t, `
+services:
+  first:
+    image: busybox
+    network_mode: none
+    command: ["sh", "-c", "echo first-a; sleep 0.5"]
+  quiet:
+    image: busybox
+    network_mode: none
+    attach: false
+    command: ["sh", "-c", "echo quiet-a"]
+`)
+	r := p.run("up")
+	if r.code != 0 {
+		t.Fatalf("up: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := lines(r.stdout); len(got) == 0 || got[0] != "Attaching to first-1" || strings.Contains(r.stdout, "quiet") {
+		t.Errorf("up printed:\n%s\nwant first's logs only (quiet has attach: false)", r.stdout)
+	}
+	if st := p.statuses()["quiet"]; st != engine.StatusExited {
+		t.Errorf("quiet is %s: attach: false must still run it", st)
+	}
+	r = p.run("up", "--attach", "quiet")
+	if r.code != 0 || !strings.Contains(r.stdout, "quiet-1 | quiet-a") {
+		t.Errorf("up --attach quiet: exit %d, printed:\n%s\nwant quiet's line", r.code, r.stdout)
+	}
+}

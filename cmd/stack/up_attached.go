@@ -160,7 +160,8 @@ func serviceNames(desired compose.Desired) []string {
 
 // attachServices is compose's choice: the --attach services as given, else
 // the services named (all when none), with their dependencies under
-// --attach-dependencies; --no-attach ones left out.
+// --attach-dependencies, less those with attach: false; --no-attach ones
+// left out.
 func attachServices(desired compose.Desired, services []string, af attachedFlags) ([]string, error) {
 	names := serviceNames(desired)
 	var out []string
@@ -182,6 +183,12 @@ func attachServices(desired compose.Desired, services []string, af attachedFlags
 		out = withDependencies(desired, services)
 	default:
 		out = slices.Clone(services)
+	}
+	if len(af.attach) == 0 {
+		out = slices.DeleteFunc(out, func(s string) bool {
+			svc, ok := desired.Service(s)
+			return ok && svc.NoAttach
+		})
 	}
 	out = slices.DeleteFunc(out, func(s string) bool { return slices.Contains(af.noAttach, s) })
 	slices.Sort(out)

@@ -72,16 +72,40 @@ func TestAttachedServicesAreComposes(t *testing.T) {
 		{"--no-attach", nil, attachedFlags{noAttach: []string{"tools", "db"}}, []string{"api", "web"}, ""},
 		{"--attach unknown", nil, attachedFlags{attach: []string{"db", "nope"}}, nil, "cannot attach to services not included in up: nope"},
 	} {
-		got, err := attachServices(chain, tc.services, tc.f)
-		if tc.err != "" {
-			if err == nil || err.Error() != tc.err {
-				t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
-			}
-			continue
+		testAttachServices(t, chain, tc.name, tc.services, tc.f, tc.want, tc.err)
+	}
+}
+
+// attach: false leaves a service out unless --attach names it.
+func TestAttachFalseIsLeftOutUnlessAttachNamesIt(t *testing.T) {
+	quiet := chain
+	quiet.Services = slices.Clone(chain.Services)
+	quiet.Services[3].NoAttach = true // tools
+	for _, tc := range []struct {
+		name     string
+		services []string
+		f        attachedFlags
+		want     []string
+	}{
+		{"no service named", nil, attachedFlags{}, []string{"api", "db", "web"}},
+		{"named", []string{"tools", "db"}, attachedFlags{}, []string{"db"}},
+		{"--attach names it", nil, attachedFlags{attach: []string{"tools"}}, []string{"tools"}},
+	} {
+		testAttachServices(t, quiet, tc.name, tc.services, tc.f, tc.want, "")
+	}
+}
+
+func testAttachServices(t *testing.T, desired compose.Desired, name string, services []string, f attachedFlags, want []string, wantErr string) {
+	t.Helper()
+	got, err := attachServices(desired, services, f)
+	if wantErr != "" {
+		if err == nil || err.Error() != wantErr {
+			t.Errorf("%s: error %v, want %q", name, err, wantErr)
 		}
-		if err != nil || !slices.Equal(got, tc.want) {
-			t.Errorf("%s: %v (%v), want %v", tc.name, got, err, tc.want)
-		}
+		return
+	}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("%s: %v (%v), want %v", name, got, err, want)
 	}
 }
 
