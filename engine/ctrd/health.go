@@ -1,12 +1,10 @@
 package ctrd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/stackdev/stack/engine"
@@ -139,9 +137,8 @@ func (c *Client) probeHealth(ctx context.Context, id string, started time.Time, 
 	}
 	pctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
-	out := &capBuffer{max: healthOutputMax}
-	code, err := c.probeExec(pctx, id, started, argv, ExecOptions{Args: argv, Stdout: out, Stderr: out})
-	p.End, p.ExitCode, p.Output = time.Now(), code, out.String()
+	code, out, err := c.probeExec(pctx, id, started, argv, healthOutputMax)
+	p.End, p.ExitCode, p.Output = time.Now(), code, string(out)
 	switch {
 	case ctx.Err() != nil:
 		return p, ctx.Err()
@@ -189,29 +186,6 @@ func (c *Client) observedHealth(id string, spec engine.ContainerSpec, started ti
 		return HealthStarting
 	}
 	return hs.Status
-}
-
-// capBuffer keeps the first max bytes written to it and drops the rest.
-// Stdout and stderr write to it from two goroutines.
-type capBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	max int
-}
-
-func (b *capBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := b.max - b.buf.Len(); room > 0 {
-		b.buf.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (b *capBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // CheckHealth runs one probe of hc in container id, whose task started at

@@ -1,6 +1,11 @@
 package ctrd
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -67,13 +72,69 @@ func TestRecordFollowsDockerTransitions(t *testing.T) {
 	}
 }
 
-func TestCapBufferKeepsTheFirstBytes(t *testing.T) {
-	b := &capBuffer{max: 4}
-	n, _ := b.Write([]byte("abcdef"))
-	_, _ = b.Write([]byte("gh"))
-	if n != 6 || b.String() != "abcd" {
-		t.Fatalf("got %d %q", n, b.String())
+func TestProbeOutputKeepsTheFirstBytesUntilTheWritersClose(t *testing.T) {
+	c := testFIFOClient(t)
+	f, path, err := c.openProbeFIFO("exec-test")
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer closeProbeFIFO(f, path)
+	// The shim opens the FIFO twice, for stdout and stderr.
+	out, err1 := os.OpenFile(path, os.O_WRONLY, 0)
+	errw, err2 := os.OpenFile(path, os.O_WRONLY, 0)
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, _ = out.WriteString("abc")
+		_, _ = errw.WriteString("def")
+		_, _ = out.Write(bytes.Repeat([]byte("x"), 3*healthOutputMax)) // more than is kept: drained, dropped
+		out.Close()
+		errw.Close()
+	}()
+	got, err := readProbeOutput(context.Background(), f, 8)
+	if err != nil || string(got) != "abcdefxx" {
+		t.Fatalf("readProbeOutput = %q, %v; want the first 8 bytes of both writers", got, err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the FIFO is gone before its probe ends: %v", err)
+	}
+	closeProbeFIFO(f, path)
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("closeProbeFIFO left %s: %v", path, err)
+	}
+}
+
+func TestProbeOutputEndsWithTheContextWhileAWriterStaysOpen(t *testing.T) {
+	c := testFIFOClient(t)
+	f, path, err := c.openProbeFIFO("exec-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeProbeFIFO(f, path)
+	w, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	_, _ = w.WriteString("partial")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	got, err := readProbeOutput(ctx, f, healthOutputMax)
+	if !errors.Is(err, context.DeadlineExceeded) || string(got) != "partial" {
+		t.Fatalf("readProbeOutput = %q, %v; want the output so far and the deadline", got, err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("readProbeOutput returned %s after the deadline", took)
+	}
+}
+
+// testFIFOClient is a Client whose exec FIFOs go to a test directory.
+func testFIFOClient(t *testing.T) *Client {
+	c := &Client{opts: Options{StateDir: t.TempDir()}}
+	c.fifoOnce.Do(func() { c.fifoDir = filepath.Join(t.TempDir(), "fifo") })
+	return c
 }
 
 func TestObservedHealthIgnoresARecordOfAnEarlierTask(t *testing.T) {
