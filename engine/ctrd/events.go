@@ -38,10 +38,7 @@ func (c *Client) Events(ctx context.Context, fn func(engine.Event)) error {
 // namespace until ctx is done (nil) or the stream fails.
 func (c *Client) subscribe(ctx context.Context, fn func(*events.Envelope)) error {
 	ns := "namespace==" + strconv.Quote(c.opts.Namespace)
-	ch, errs := c.ctr.Subscribe(ctx,
-		ns+`,topic~="^/tasks/"`,
-		ns+`,topic~="^/containers/"`,
-	)
+	ch, errs := c.ctr.Subscribe(ctx, eventFilters(ns)...)
 	for {
 		select {
 		case <-ctx.Done():
