@@ -112,9 +112,9 @@ func (c *Client) checkJoinedNetNS(ctx context.Context, spec engine.ContainerSpec
 	return nil
 }
 
-// reuseTask looks at an existing task: a running one means done, a created
-// one is started, an exited one is deleted (with its network) so a new run
-// can begin.
+// reuseTask looks at an existing task: a running one means done; an exited
+// one, or a created one (left by a start that was interrupted, maybe while
+// CNI ADD still ran), is deleted with its network so a new run can begin.
 func (c *Client) reuseTask(ctx context.Context, ctr containerd.Container) (bool, error) {
 	task, err := ctr.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
@@ -131,8 +131,6 @@ func (c *Client) reuseTask(ctx context.Context, ctr containerd.Container) (bool,
 		return true, nil
 	case containerd.Paused:
 		return true, task.Resume(ctx)
-	case containerd.Created:
-		return true, task.Start(ctx)
 	}
 	if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 		return false, fmt.Errorf("start container %s: delete exited task: %w", ctr.ID(), err)
