@@ -56,6 +56,8 @@ func writeQueryFiles(dir string, names []benchName) (map[string]string, error) {
 type row struct {
 	server, workload string
 	qps              float64 // peak
+	serverCPU        float64 // the server's CPU use at the peak, in CPUs (1 = one whole CPU)
+	clientCPU        float64 // dnsperf's, the same way
 	lost             float64 // share of queries lost at the peak
 	rcodes           string  // at the peak, e.g. "NOERROR 100%"
 	halfQPS          float64 // the rate asked for in the latency run
@@ -68,17 +70,22 @@ type row struct {
 // at half of it from dnsperf's per-query report (-v).
 func measure(ctx context.Context, cfg config, s *server, workload, file string) (row, error) {
 	r := row{server: s.name, workload: workload}
-	out, err := dnsperf(ctx, s.addr, file, cfg.peakFor, "-c", strconv.Itoa(cfg.clients), "-T", "2", "-q", "500")
+	common := []string{"-c", strconv.Itoa(cfg.clients), "-T", strconv.Itoa(cfg.threads), "-q", "500"}
+	before, wall := cpuTicks(s.pid), time.Now()
+	out, clientCPU, err := dnsperf(ctx, cfg, s.addr, file, cfg.peakFor, common...)
 	if err != nil {
 		return r, err
 	}
+	if after := cpuTicks(s.pid); before >= 0 && after >= before {
+		r.serverCPU = float64(after-before) / clockTicks / time.Since(wall).Seconds()
+	}
+	r.clientCPU = clientCPU
 	if r.qps, r.lost, err = parseSummary(out); err != nil {
 		return r, err
 	}
 	r.rcodes = parseRcodes(out)
 	r.halfQPS = r.qps / 2
-	out, err = dnsperf(ctx, s.addr, file, cfg.halfFor, "-c", strconv.Itoa(cfg.clients), "-T", "2", "-q", "500",
-		"-Q", strconv.Itoa(max(1, int(r.halfQPS))), "-v")
+	out, _, err = dnsperf(ctx, cfg, s.addr, file, cfg.halfFor, append(common, "-Q", strconv.Itoa(max(1, int(r.halfQPS))), "-v")...)
 	if err != nil {
 		return r, err
 	}
@@ -95,17 +102,50 @@ func measure(ctx context.Context, cfg config, s *server, workload, file string) 
 	return r, nil
 }
 
-func dnsperf(ctx context.Context, addr netip.Addr, file string, d time.Duration, args ...string) (string, error) {
+// dnsperf runs dnsperf on the client CPU and returns its output and the
+// CPU it used (user + system time over the run's wall time).
+func dnsperf(ctx context.Context, cfg config, addr netip.Addr, file string, d time.Duration, args ...string) (string, float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, d+15*time.Second)
 	defer cancel()
 	secs := strconv.Itoa(int(d / time.Second))
-	all := append([]string{"-s", addr.String(), "-a", clientAddr.String(), "-d", file, "-l", secs, "-t", "2"}, args...)
-	cmd := exec.CommandContext(ctx, "dnsperf", all...)
+	all := append([]string{"dnsperf", "-s", addr.String(), "-a", clientAddr.String(), "-d", file, "-l", secs, "-t", "2"}, args...)
+	all = cfg.onCPU(cfg.clientCPU, all...)
+	cmd := exec.CommandContext(ctx, all[0], all[1:]...)
+	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("dnsperf %s: %w: %s", strings.Join(all, " "), err, tail(string(out)))
+		return "", 0, fmt.Errorf("%s: %w: %s", strings.Join(all, " "), err, tail(string(out)))
 	}
-	return string(out), nil
+	st := cmd.ProcessState
+	return string(out), (st.UserTime() + st.SystemTime()).Seconds() / time.Since(start).Seconds(), nil
+}
+
+// clockTicks is the unit of /proc/<pid>/stat's times (USER_HZ, 100 on
+// Linux on every architecture Go supports).
+const clockTicks = 100
+
+// cpuTicks is the user + system time of every thread of pid so far, in
+// clock ticks, or -1.
+func cpuTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// The command (field 2) may hold spaces: count from the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return utime + stime
 }
 
 func tail(s string) string {
@@ -257,18 +297,24 @@ func propagation(ctx context.Context, cl *cleanup, names []benchName) ([2]time.D
 }
 
 func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *daemonFigures) {
-	fmt.Fprintf(w, "\nDNS: dnsperf, %d local names, %d clients, peak over %s, latency at half the peak over %s\n",
-		cfg.names, cfg.clients, cfg.peakFor, cfg.halfFor)
-	fmt.Fprintf(w, "%-14s %-10s %10s %6s %10s %9s %9s %9s %8s  %s\n",
-		"server", "workload", "peak q/s", "lost%", "half q/s", "p50", "p99", "max", "RSS MB", "rcodes at peak")
+	fmt.Fprintf(w, "\nDNS: dnsperf -c %d -T %d -q 500, %d local names, peak over %s, latency at half the peak over %s\n",
+		cfg.clients, cfg.threads, cfg.names, cfg.peakFor, cfg.halfFor)
+	fmt.Fprintf(w, "CPUs: %s\n", cfg.placement())
+	fmt.Fprintf(w, "%-14s %-10s %10s %6s %5s %5s %6s %10s %9s %9s %9s %8s  %s\n",
+		"server", "workload", "peak q/s", "lost%", "srv", "cli", "µs/q", "half q/s", "p50", "p99", "max", "RSS MB", "rcodes at peak")
 	for _, r := range rows {
 		rss := "-"
 		if r.rssKB > 0 {
 			rss = fmt.Sprintf("%.1f", float64(r.rssKB)/1024)
 		}
-		fmt.Fprintf(w, "%-14s %-10s %10.0f %6.2f %10.0f %9s %9s %9s %8s  %s\n",
-			r.server, r.workload, r.qps, r.lost, r.halfQPS, us(r.p50), us(r.p99), us(r.max), rss, r.rcodes)
+		perQuery := "-"
+		if r.qps > 0 && r.serverCPU > 0 {
+			perQuery = fmt.Sprintf("%.1f", r.serverCPU/r.qps*1e6)
+		}
+		fmt.Fprintf(w, "%-14s %-10s %10.0f %6.2f %4.0f%% %4.0f%% %6s %10.0f %9s %9s %9s %8s  %s\n",
+			r.server, r.workload, r.qps, r.lost, 100*r.serverCPU, 100*r.clientCPU, perQuery, r.halfQPS, us(r.p50), us(r.p99), us(r.max), rss, r.rcodes)
 	}
+	fmt.Fprintf(w, "stack netdns / aardvark-dns, peak q/s:%s\n", ratios(rows))
 	fmt.Fprintf(w, "stack netdns: a new name is answered %s after the table swap (median of 20; worst %s)\n", us(prop[0]), us(prop[1]))
 	fmt.Fprintln(w, "RSS MB: VmRSS of each server's own process after its runs (stack netdns alone, not the whole daemon).")
 	switch {
@@ -288,9 +334,25 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 			df.containers, df.names, mb(df.rssKB), mb(df.anonKB), mb(df.fileKB), mb(df.steadyKB), settleFor, mb(df.steadyAnonKB), mb(df.steadyFileKB))
 		fmt.Fprintf(w, "  one more service: answered at the gateway %s after its `up -d` returned; daemon's task event -> table swap: %s\n", answer, event)
 	}
+	fmt.Fprintln(w, "srv, cli: CPU used at the peak by the server (all its threads) and by dnsperf, in % of one CPU; µs/q: the server's CPU time per query at the peak.")
 	fmt.Fprintln(w, "p50/p99/max: from dnsperf -v's per-query latencies in the run at half the peak rate.")
 }
 
 func us(d time.Duration) string {
 	return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+}
+
+// ratios is netdns's peak over aardvark-dns's for each workload.
+func ratios(rows []row) string {
+	peak := map[[2]string]float64{}
+	for _, r := range rows {
+		peak[[2]string{r.server, r.workload}] = r.qps
+	}
+	var b strings.Builder
+	for _, w := range workloads {
+		if a := peak[[2]string{"aardvark-dns", w}]; a > 0 {
+			fmt.Fprintf(&b, " %s %.2f×", w, peak[[2]string{"stack netdns", w}]/a)
+		}
+	}
+	return b.String()
 }

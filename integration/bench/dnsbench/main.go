@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,7 +27,13 @@ type config struct {
 	peakFor time.Duration // dnsperf -l for the peak run
 	halfFor time.Duration // dnsperf -l for the latency run at half the peak
 	clients int           // dnsperf -c
+	threads int           // dnsperf -T
 	dir     string        // scratch directory
+	// pin puts dnsperf (and the upstream) on clientCPU and the server under
+	// test on serverCPU, as a second machine would (see pinning).
+	pin                  bool
+	clientCPU, serverCPU int
+	workloads            []string
 	// For the daemon's figures (left out when address is empty).
 	address, stack, images string
 	daemonN                int
@@ -37,9 +45,12 @@ func main() {
 	flag.DurationVar(&cfg.peakFor, "l", 5*time.Second, "length of each peak run (at most 10s)")
 	flag.DurationVar(&cfg.halfFor, "half", 3*time.Second, "length of each half-rate latency run (at most 10s)")
 	flag.IntVar(&cfg.clients, "c", 8, "dnsperf clients")
+	flag.IntVar(&cfg.threads, "T", 0, "dnsperf threads (0: 1 when pinned, 2 when not)")
+	flag.BoolVar(&cfg.pin, "pin", true, "pin dnsperf and the upstream to one CPU and the server under test to another (false: all share every CPU)")
 	flag.StringVar(&cfg.address, "address", os.Getenv("STACK_TEST_CONTAINERD"), "containerd socket for the daemon's memory with -daemon-n containers (empty: left out)")
 	flag.StringVar(&cfg.stack, "stack", "bin/stack", "stack binary")
 	flag.StringVar(&cfg.images, "images", "examples/images/out", "directory with busybox.oci.tar")
+	only := flag.String("workloads", strings.Join(workloads, ","), "the workloads to run, of "+strings.Join(workloads, ","))
 	flag.IntVar(&cfg.daemonN, "daemon-n", 100, "containers up while the daemon's memory is read")
 	serve := flag.Bool("serve-stack", false, "internal: serve netdns with -names names until SIGTERM (the bench runs itself so)")
 	flag.Parse()
@@ -51,8 +62,14 @@ func main() {
 		return
 	}
 	if cfg.names < 1 || cfg.names > 200 || cfg.peakFor < time.Second || cfg.peakFor > 10*time.Second ||
-		cfg.halfFor < time.Second || cfg.halfFor > 10*time.Second || cfg.clients < 1 || cfg.clients > 64 {
-		fmt.Fprintln(os.Stderr, "dnsbench: -names 1..200, -l and -half 1s..10s, -c 1..64")
+		cfg.halfFor < time.Second || cfg.halfFor > 10*time.Second || cfg.clients < 1 || cfg.clients > 64 ||
+		cfg.threads < 0 || cfg.threads > 8 {
+		fmt.Fprintln(os.Stderr, "dnsbench: -names 1..200, -l and -half 1s..10s, -c 1..64, -T 0..8")
+		os.Exit(2)
+	}
+	cfg.pinning()
+	if err := cfg.only(*only); err != nil {
+		fmt.Fprintln(os.Stderr, "dnsbench:", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -75,7 +92,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: the bench creates a test bridge")
 	}
-	for _, bin := range []string{"dnsperf", "dnsmasq", aardvarkBin, "ip", "unshare"} {
+	for _, bin := range []string{"dnsperf", "dnsmasq", aardvarkBin, "ip", "unshare", "taskset"} {
 		if _, err := lookPath(bin); err != nil {
 			return fmt.Errorf("%s not found: install dnsperf, dnsmasq-base, aardvark-dns and iproute2 (make bench does): %w", bin, err)
 		}
@@ -107,7 +124,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	var rows []row
 	for _, s := range servers {
-		for _, w := range workloads {
+		for _, w := range cfg.workloads {
 			fmt.Fprintf(os.Stderr, "dnsbench: %s %s\n", s.name, w)
 			r, err := measure(ctx, cfg, s, w, files[w])
 			if err != nil {
@@ -130,9 +147,71 @@ func run(ctx context.Context, cfg config) (err error) {
 		df = &f
 	}
 	printTable(os.Stdout, cfg, rows, prop, df)
-	fmt.Fprintf(os.Stdout, "load average (1 5 15 min) before the runs: %s, after: %s (on %d CPUs; dnsperf shares them with the servers)\n",
-		loadBefore, loadAvg(), runtime.NumCPU())
+	fmt.Fprintf(os.Stdout, "load average (1 5 15 min) before the runs: %s, after: %s (on %d CPUs; %s)\n",
+		loadBefore, loadAvg(), runtime.NumCPU(), cfg.placement())
 	return nil
+}
+
+// only sets the workloads to run from a comma-separated list.
+func (c *config) only(list string) error {
+	c.workloads = nil
+	for _, w := range strings.Split(list, ",") {
+		if !slices.Contains(workloads, w) {
+			return fmt.Errorf("-workloads: no workload %q (there are %s)", w, strings.Join(workloads, ", "))
+		}
+		c.workloads = append(c.workloads, w)
+	}
+	return nil
+}
+
+// pinning decides where the load generator and the servers run.
+//
+// dnsperf's documentation asks for the load generator on a machine of its
+// own: on one machine it takes CPU from the server it measures, and how
+// much depends on the scheduler, so the figures are dominated by noise and
+// the server's own efficiency is hidden. With two or more CPUs the closest
+// standard setup is to pin dnsperf to one CPU and the server under test to
+// another, each server in turn the same way (stack's netdns process,
+// aardvark-dns, dnsmasq: every process and thread of it, as affinity is
+// inherited). The upstream that forwarded names go to stands for a
+// resolver on another machine: it shares the load generator's CPU, so that
+// the server's CPU runs nothing but the server under test. Each server
+// then sees one CPU (Go's GOMAXPROCS, tokio's worker count and dnsmasq's
+// single thread all follow the affinity), and dnsperf runs one thread
+// (-T 1) on its CPU. The table shows each side's CPU use at the peak: a
+// client near 100% with a server below it means the client was the limit.
+// Other processes on the host are not pinned and may run on either CPU:
+// the load average is printed with the figures.
+func (c *config) pinning() {
+	if c.pin && runtime.NumCPU() < 2 {
+		c.pin = false
+	}
+	if c.pin {
+		c.clientCPU, c.serverCPU = 0, 1
+	}
+	if c.threads == 0 {
+		c.threads = 2
+		if c.pin {
+			c.threads = 1
+		}
+	}
+}
+
+// onCPU prefixes args with taskset when the bench pins, so the process and
+// all it starts run on cpu only.
+func (c *config) onCPU(cpu int, args ...string) []string {
+	if !c.pin {
+		return args
+	}
+	return append([]string{"taskset", "-c", strconv.Itoa(cpu)}, args...)
+}
+
+// placement says where things ran, for the table.
+func (c *config) placement() string {
+	if !c.pin {
+		return "dnsperf, the upstream and the server under test share every CPU (-pin=false)"
+	}
+	return fmt.Sprintf("dnsperf and the upstream pinned to CPU %d, the server under test to CPU %d", c.clientCPU, c.serverCPU)
 }
 
 // loadAvg is the host's load average, which the figures depend on.

@@ -128,10 +128,10 @@ func stopProc(pid int, done <-chan struct{}) {
 // startUpstream runs the forwarded names' upstream: dnsmasq on a loopback
 // address, answering every *.fwd.test with one address and nothing else.
 func startUpstream(ctx context.Context, cl *cleanup, cfg config) error {
-	_, err := startProc(cl, filepath.Join(cfg.dir, "upstream.log"), "dnsmasq", "-k", "--conf-file=/dev/null",
+	_, err := startProc(cl, filepath.Join(cfg.dir, "upstream.log"), cfg.onCPU(cfg.clientCPU, "dnsmasq", "-k", "--conf-file=/dev/null",
 		"--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address="+upstreamAddr.Addr().String(),
 		"--port="+strconv.Itoa(int(upstreamAddr.Port())),
-		"--address=/"+fwdDomain+"/"+fwdAnswer, "--user=root", "--pid-file=")
+		"--address=/"+fwdDomain+"/"+fwdAnswer, "--user=root", "--pid-file=")...)
 	if err != nil {
 		return err
 	}
@@ -178,7 +178,7 @@ func startStack(cl *cleanup, cfg config) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd, err := startProc(cl, filepath.Join(cfg.dir, "stack.log"), self, "-serve-stack", "-names", strconv.Itoa(cfg.names))
+	cmd, err := startProc(cl, filepath.Join(cfg.dir, "stack.log"), cfg.onCPU(cfg.serverCPU, self, "-serve-stack", "-names", strconv.Itoa(cfg.names))...)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +227,7 @@ func startAardvark(ctx context.Context, cl *cleanup, cfg config, names []benchNa
 	pidFile := filepath.Join(confDir, "aardvark.pid")
 	script := fmt.Sprintf("mount --make-rprivate / && mount --bind %s /etc/resolv.conf && exec %s --config %s -p 53 run",
 		resolv, aardvarkBin, confDir)
-	cmd, err := startProc(cl, filepath.Join(cfg.dir, "aardvark.log"), "unshare", "-m", "sh", "-c", script)
+	cmd, err := startProc(cl, filepath.Join(cfg.dir, "aardvark.log"), cfg.onCPU(cfg.serverCPU, "unshare", "-m", "sh", "-c", script)...)
 	if err != nil {
 		return nil, err
 	}
@@ -277,10 +277,10 @@ func startDnsmasq(cl *cleanup, cfg config, names []benchName) (*server, error) {
 	if err := os.WriteFile(hosts, []byte(b.String()), 0o644); err != nil {
 		return nil, err
 	}
-	cmd, err := startProc(cl, filepath.Join(cfg.dir, "dnsmasq.log"), "dnsmasq", "-k", "--conf-file=/dev/null",
+	cmd, err := startProc(cl, filepath.Join(cfg.dir, "dnsmasq.log"), cfg.onCPU(cfg.serverCPU, "dnsmasq", "-k", "--conf-file=/dev/null",
 		"--no-resolv", "--no-hosts", "--addn-hosts="+hosts, "--bind-interfaces",
 		"--listen-address="+dnsmasqAddr.String(), "--port=53", "--server="+upstreamAddr.Addr().String(),
-		"--user=root", "--pid-file=")
+		"--user=root", "--pid-file=")...)
 	if err != nil {
 		return nil, err
 	}
