@@ -3,6 +3,7 @@ package netdns
 import (
 	"net"
 	"net/netip"
+	"os"
 	"sort"
 	"testing"
 	"time"
@@ -167,7 +168,13 @@ func wantIPs(t *testing.T, m *dns.Msg, want ...netip.Addr) {
 // port, and returns its address. It is the only upstream tests ever use.
 func startUpstream(t testing.TB, h dns.HandlerFunc) netip.AddrPort {
 	t.Helper()
-	pc, tl, err := bind(netip.MustParseAddrPort("127.0.0.1:0"))
+	fd, _, tl, err := bind(netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "upstream")
+	pc, err := net.FilePacketConn(f)
+	f.Close()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -209,18 +210,18 @@ func (l Listener) validate() error {
 
 // start binds l's sockets and serves them, returning once both run.
 func (s *Server) start(l Listener) (*listener, error) {
-	pc, tl, err := bind(l.Addr)
+	fd, bound, tl, err := bind(l.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("dns listener for network %s: %w", l.Network, err)
 	}
-	l.Addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	l.Addr = bound
 	l.Allow = append([]netip.Prefix(nil), l.Allow...)
 	h := &handler{srv: s, network: l.Network, internal: l.Internal, allow: l.Allow}
 	ln := &listener{Listener: l, done: make(chan struct{}), failed: make(chan struct{})}
-	ln.udp = newUDPServer(pc, h)
+	ln.udp = newUDPServer(fd, bound, h)
 	ln.tcp = &dns.Server{Listener: limitConns(tl, maxTCPConns), Handler: h, ReadTimeout: 2 * time.Second, MaxTCPQueries: -1}
 	if err := ln.serve(s.log); err != nil {
-		pc.Close()
+		ln.udp.closeFD()
 		tl.Close()
 		return nil, fmt.Errorf("dns listener for network %s on %s: %w", l.Network, l.Addr, err)
 	}
@@ -280,20 +281,19 @@ func (ln *listener) shutdown() {
 
 // bind opens UDP and TCP on the same address and port. With port 0 it
 // retries when the port the kernel gave UDP is taken for TCP.
-func bind(addr netip.AddrPort) (*net.UDPConn, net.Listener, error) {
+func bind(addr netip.AddrPort) (udpFD int, bound netip.AddrPort, tl net.Listener, err error) {
 	for attempt := 1; ; attempt++ {
-		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+		fd, bound, err := listenUDP(addr)
 		if err != nil {
-			return nil, nil, hint(err)
+			return -1, bound, nil, hint(err)
 		}
-		port := pc.LocalAddr().(*net.UDPAddr).AddrPort().Port()
-		tl, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(addr.Addr(), port)))
+		tl, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(bound))
 		if err == nil {
-			return pc, tl, nil
+			return fd, bound, tl, nil
 		}
-		pc.Close()
+		unix.Close(fd)
 		if addr.Port() != 0 || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
-			return nil, nil, hint(err)
+			return -1, bound, nil, hint(err)
 		}
 	}
 }

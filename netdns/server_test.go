@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 )
 
 func TestRoundTripOverUDPAndTCP(t *testing.T) {
@@ -163,7 +164,7 @@ func TestAddingADeadListenerAgainRevivesIt(t *testing.T) {
 	s.mu.Lock()
 	ln := s.listeners[addr]
 	s.mu.Unlock()
-	ln.udp.conn.Close() // as when the gateway address disappears
+	unix.Shutdown(ln.udp.fd, unix.SHUT_RD) // the socket stops delivering, as when its address goes away
 	<-ln.failed
 	again, err := s.AddListener(Listener{Network: "demo_default", Addr: addr})
 	if err != nil || again != addr {

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 )
 
 // maxSlowUDP bounds the queries one UDP listener hands to goroutines of
@@ -19,11 +22,16 @@ import (
 const maxSlowUDP = 4096
 
 // udpServer serves one UDP socket with a few reader goroutines of its own
-// instead of miekg/dns's goroutine per packet: each reads a query, answers
-// it in place when the fast path can (fast.go) and otherwise hands a copy
-// to a goroutine that runs the handler on a dns.Msg (serveWire).
+// instead of miekg/dns's goroutine per packet. The socket is a plain
+// blocking one outside Go's netpoller: each reader sleeps in recvmmsg, so
+// a query wakes it straight from the kernel (no epoll_wait, no EAGAIN read,
+// no goroutine hand-over), and under load one call takes every datagram
+// waiting, up to udpBatch. A reader answers what the fast path can
+// (fast.go) in place and sends those replies with one sendmmsg; any other
+// query goes, copied, to a goroutine that runs the handler on a dns.Msg
+// (serveWire).
 type udpServer struct {
-	conn    *net.UDPConn
+	fd      int // blocking, SO_RCVTIMEO udpWake; closed by wait
 	local   *net.UDPAddr
 	h       *handler
 	closing atomic.Bool
@@ -32,6 +40,7 @@ type udpServer struct {
 	workers sync.WaitGroup // the slow path's goroutines
 	jobs    chan func()    // to an idle worker
 	stop    chan struct{}  // closed by close: idle workers end
+	fdOnce  sync.Once
 }
 
 // workerIdle is how long a slow-path goroutine waits for more work before
@@ -44,62 +53,146 @@ const workerIdle = time.Second
 // are busy, instead of drops.
 const udpReadBuffer = 1 << 20
 
-func newUDPServer(conn *net.UDPConn, h *handler) *udpServer {
-	_ = conn.SetReadBuffer(udpReadBuffer) // best effort: the default still works
+// udpBatch is how many datagrams one recvmmsg takes at most. Its buffers
+// (readSize each) are touched only as far as a burst fills them.
+const udpBatch = 16
+
+// udpWake bounds a reader's sleep in recvmmsg: close wakes readers at once
+// (shutdown), this is the fallback.
+const udpWake = 500 * time.Millisecond
+
+// listenUDP opens a blocking UDP socket bound to addr.
+func listenUDP(addr netip.AddrPort) (fd int, bound netip.AddrPort, err error) {
+	opErr := func(op string, err error) error {
+		return &net.OpError{Op: "listen", Net: "udp", Addr: net.UDPAddrFromAddrPort(addr), Err: os.NewSyscallError(op, err)}
+	}
+	family, sa, err := sockaddr(addr)
+	if err != nil {
+		return -1, bound, &net.OpError{Op: "listen", Net: "udp", Addr: net.UDPAddrFromAddrPort(addr), Err: err}
+	}
+	fd, err = unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return -1, bound, opErr("socket", err)
+	}
+	if family == unix.AF_INET6 {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, udpReadBuffer) // best effort: the default still works
+	tv := unix.NsecToTimeval(udpWake.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return -1, bound, opErr("setsockopt", err)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, bound, opErr("bind", err)
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return -1, bound, opErr("getsockname", err)
+	}
+	switch got := got.(type) {
+	case *unix.SockaddrInet4:
+		bound = netip.AddrPortFrom(netip.AddrFrom4(got.Addr), uint16(got.Port))
+	case *unix.SockaddrInet6:
+		bound = netip.AddrPortFrom(netip.AddrFrom16(got.Addr).WithZone(addr.Addr().Zone()), uint16(got.Port))
+	}
+	return fd, bound, nil
+}
+
+// sockaddr is addr for bind and sendto.
+func sockaddr(addr netip.AddrPort) (family int, sa unix.Sockaddr, err error) {
+	a := addr.Addr()
+	if a.Is4() || a.Is4In6() {
+		return unix.AF_INET, &unix.SockaddrInet4{Port: int(addr.Port()), Addr: a.Unmap().As4()}, nil
+	}
+	sa6 := &unix.SockaddrInet6{Port: int(addr.Port()), Addr: a.As16()}
+	if z := a.Zone(); z != "" {
+		ifi, err := net.InterfaceByName(z)
+		if err != nil {
+			return 0, nil, err
+		}
+		sa6.ZoneId = uint32(ifi.Index)
+	}
+	return unix.AF_INET6, sa6, nil
+}
+
+func newUDPServer(fd int, local netip.AddrPort, h *handler) *udpServer {
 	return &udpServer{
-		conn:  conn,
-		local: conn.LocalAddr().(*net.UDPAddr),
+		fd:    fd,
+		local: net.UDPAddrFromAddrPort(local),
 		h:     h,
 		jobs:  make(chan func()),
 		stop:  make(chan struct{}),
 	}
 }
 
-// udpReaders is how many goroutines read one socket: one per core, at most
-// 4. A second reader waits its turn on the socket and takes over from the
-// first: on 2 cores shared with dnsperf that raises the peak by a fifth
-// to a third (about 55k → 70k queries/s on loopback) and costs latency at
-// a moderate rate (p50 at 20k/s about 100 → 250 µs), a few µs per query
-// when the server is idle.
+// udpReaders is how many goroutines read one socket: one per core the
+// process may use (GOMAXPROCS follows its CPU affinity), at most 4. Each
+// sleeps in the kernel on the same socket and the kernel wakes one per
+// datagram, so a second reader costs nothing when idle and lets two cores
+// answer under load.
 func udpReaders() int { return min(runtime.GOMAXPROCS(0), 4) }
 
 // start runs the read loops; failed is called once a loop stops on an
-// error of the socket (its address went away), not on close.
+// error of the socket, not on close.
 func (u *udpServer) start(failed func(error)) {
 	for range udpReaders() {
 		u.readers.Go(func() { u.read(failed) })
 	}
 }
 
+// read is one read loop. It does not lock its OS thread: a goroutine in a
+// blocking system call keeps its thread anyway, and a locked goroutine
+// would need a thread hand-off whenever it could not get its P back at
+// once.
 func (u *udpServer) read(failed func(error)) {
-	buf := make([]byte, readSize) // larger datagrams arrive cut: garbage anyway
-	out := make([]byte, 0, ednsSize)
+	b := newMmsgBatch()
 	for {
-		n, from, err := u.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if u.closing.Load() {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			failed(err)
+		n, err := b.recv(u.fd)
+		if u.closing.Load() {
 			return
 		}
-		u.serve(buf[:n], from, out)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			continue // udpWake passed, or a signal
+		case err != nil:
+			failed(os.NewSyscallError("recvmmsg", err))
+			return
+		case n == 1 && b.hdrs[0].Len == 0 && b.hdrs[0].Hdr.Namelen == 0:
+			// No datagram and no sender: the socket was shut down for
+			// reading by someone else than close.
+			failed(errors.New("recvmmsg: the socket was shut down"))
+			return
+		}
+		u.serveBatch(b, n)
 	}
 }
 
-// serve answers one datagram.
-func (u *udpServer) serve(pkt []byte, from netip.AddrPort, out []byte) {
-	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	if reply, ok := u.h.fastAnswer(pkt, from.Addr(), out[:0]); ok {
-		if _, err := u.conn.WriteToUDPAddrPort(reply, from); err != nil {
-			u.h.srv.log.Debug("dns: write reply", "network", u.h.network, "err", err)
+// serveBatch answers the n datagrams b received: fast-path replies go out
+// together, the rest to the slow path.
+func (u *udpServer) serveBatch(b *mmsgBatch, n int) {
+	replies := 0
+	for i := range n {
+		h := &b.hdrs[i].Hdr
+		pkt := b.bufs[i][:min(int(b.hdrs[i].Len), readSize)]
+		from, ok := addrPortOf(b.names[i][:h.Namelen])
+		if !ok {
+			continue
 		}
-		return
+		if reply, ok := u.h.fastAnswer(pkt, from.Addr(), b.outs[i][:0]); ok {
+			b.reply(replies, i, reply)
+			replies++
+			continue
+		}
+		u.serveSlow(pkt, from)
 	}
+	b.send(u.fd, replies, u.h)
+}
+
+// serveSlow hands a copy of pkt to a slow-path goroutine.
+func (u *udpServer) serveSlow(pkt []byte, from netip.AddrPort) {
 	if len(pkt) < headerLen || u.closing.Load() {
 		return // no header: not even a FORMERR (miekg/dns drops these too)
 	}
@@ -139,18 +232,126 @@ func (u *udpServer) work(job func()) {
 	}
 }
 
-// close stops reading; wait then waits for the queries being answered.
+// close stops reading: the readers wake from recvmmsg at once (a shutdown
+// for reading); wait then waits for the queries being answered and closes
+// the socket.
 func (u *udpServer) close() {
 	if u.closing.Swap(true) {
 		return
 	}
 	close(u.stop)
-	u.conn.Close()
+	_ = unix.Shutdown(u.fd, unix.SHUT_RD) // ENOTCONN on UDP, but it wakes the readers
 }
 
 func (u *udpServer) wait() {
 	u.readers.Wait()
 	u.workers.Wait()
+	u.closeFD()
+}
+
+// closeFD closes the socket once: only when nothing reads or writes it
+// any more, as its number may be reused at once.
+func (u *udpServer) closeFD() { u.fdOnce.Do(func() { unix.Close(u.fd) }) }
+
+// sendTo sends one slow-path reply.
+func (u *udpServer) sendTo(b []byte, to netip.AddrPort) error {
+	_, sa, err := sockaddr(to)
+	if err != nil {
+		return err
+	}
+	for {
+		err = unix.Sendto(u.fd, b, 0, sa)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// mmsgBatch holds one reader's recvmmsg and sendmmsg vectors and buffers,
+// allocated once: the fast path allocates nothing per query.
+type mmsgBatch struct {
+	hdrs  [udpBatch]unix.Mmsghdr
+	iovs  [udpBatch]unix.Iovec
+	names [udpBatch][unix.SizeofSockaddrInet6]byte
+	bufs  [udpBatch][]byte
+	outs  [udpBatch][]byte
+	// The replies: each points at its query's sender (names) and at its
+	// out buffer.
+	sendHdrs [udpBatch]unix.Mmsghdr
+	sendIovs [udpBatch]unix.Iovec
+}
+
+func newMmsgBatch() *mmsgBatch {
+	b := new(mmsgBatch)
+	for i := range b.hdrs {
+		b.bufs[i] = make([]byte, readSize) // larger datagrams arrive cut: garbage anyway
+		b.outs[i] = make([]byte, 0, ednsSize)
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(readSize)
+		b.hdrs[i].Hdr.Name = &b.names[i][0]
+		b.hdrs[i].Hdr.Iov = &b.iovs[i]
+		b.hdrs[i].Hdr.SetIovlen(1)
+		b.sendHdrs[i].Hdr.Iov = &b.sendIovs[i]
+		b.sendHdrs[i].Hdr.SetIovlen(1)
+	}
+	return b
+}
+
+// recv waits for at least one datagram and takes what else is waiting.
+func (b *mmsgBatch) recv(fd int) (int, error) {
+	for i := range b.hdrs {
+		b.hdrs[i].Hdr.Namelen = uint32(len(b.names[i]))
+		b.hdrs[i].Hdr.Flags = 0
+		b.hdrs[i].Len = 0
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[0])), udpBatch, unix.MSG_WAITFORONE, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// reply makes reply, the answer to datagram i, the j-th to send.
+func (b *mmsgBatch) reply(j, i int, reply []byte) {
+	b.sendIovs[j].Base = &reply[0]
+	b.sendIovs[j].SetLen(len(reply))
+	b.sendHdrs[j].Hdr.Name = &b.names[i][0]
+	b.sendHdrs[j].Hdr.Namelen = b.hdrs[i].Hdr.Namelen
+}
+
+// send sends the first n replies; one that fails is logged and skipped.
+func (b *mmsgBatch) send(fd, n int, h *handler) {
+	for off := 0; off < n; {
+		sent, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.sendHdrs[off])), uintptr(n-off), 0, 0, 0)
+		switch {
+		case errno == unix.EINTR:
+		case errno != 0:
+			h.srv.log.Debug("dns: write reply", "network", h.network, "err", errno)
+			off++ // the first failed: the others may still go
+		default:
+			off += max(int(sent), 1)
+		}
+	}
+}
+
+// addrPortOf reads a sockaddr_in or sockaddr_in6 as recvmmsg filled it.
+func addrPortOf(sa []byte) (netip.AddrPort, bool) {
+	if len(sa) < 2 {
+		return netip.AddrPort{}, false
+	}
+	switch binary.NativeEndian.Uint16(sa) {
+	case unix.AF_INET:
+		if len(sa) < unix.SizeofSockaddrInet4 {
+			return netip.AddrPort{}, false
+		}
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(sa[4:8])), binary.BigEndian.Uint16(sa[2:])), true
+	case unix.AF_INET6:
+		if len(sa) < unix.SizeofSockaddrInet6 {
+			return netip.AddrPort{}, false
+		}
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(sa[8:24])).Unmap(), binary.BigEndian.Uint16(sa[2:])), true
+	}
+	return netip.AddrPort{}, false
 }
 
 // serveWire does what miekg/dns's server does with a packet before and
@@ -217,8 +418,13 @@ func (w *udpWriter) WriteMsg(m *dns.Msg) error {
 	return err
 }
 
-func (w *udpWriter) Write(b []byte) (int, error) { return w.u.conn.WriteToUDPAddrPort(b, w.to) }
-func (w *udpWriter) Close() error                { return nil }
-func (w *udpWriter) TsigStatus() error           { return nil }
-func (w *udpWriter) TsigTimersOnly(bool)         {}
-func (w *udpWriter) Hijack()                     {}
+func (w *udpWriter) Write(b []byte) (int, error) {
+	if err := w.u.sendTo(b, w.to); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+func (w *udpWriter) Close() error        { return nil }
+func (w *udpWriter) TsigStatus() error   { return nil }
+func (w *udpWriter) TsigTimersOnly(bool) {}
+func (w *udpWriter) Hijack()             {}
