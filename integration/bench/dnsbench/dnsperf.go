@@ -55,13 +55,14 @@ func writeQueryFiles(dir string, names []benchName) (map[string]string, error) {
 // row is one server × workload.
 type row struct {
 	server, workload string
-	qps              float64 // peak
-	serverCPU        float64 // the server's CPU use at the peak, in CPUs (1 = one whole CPU)
-	clientCPU        float64 // dnsperf's, the same way
-	lost             float64 // share of queries lost at the peak
-	rcodes           string  // at the peak, e.g. "NOERROR 100%"
-	halfQPS          float64 // the rate asked for in the latency run
-	p50, p99, max    time.Duration
+	qps              float64         // peak
+	serverCPU        float64         // the server's CPU use at the peak, in CPUs (1 = one whole CPU)
+	clientCPU        float64         // dnsperf's, the same way
+	lost             float64         // share of queries lost at the peak
+	rcodes           string          // at the peak, e.g. "NOERROR 100%"
+	halfQPS          float64         // the rate asked for in the latency run
+	p50, p99, max    time.Duration   // medians over the half-rate runs (max: the largest)
+	p99s             []time.Duration // each run's p99, sorted
 	samples          int
 	rssKB            int // VmRSS after the runs; 0 when unknown
 }
@@ -85,19 +86,25 @@ func measure(ctx context.Context, cfg config, s *server, workload, file string) 
 	}
 	r.rcodes = parseRcodes(out)
 	r.halfQPS = r.qps / 2
-	out, _, err = dnsperf(ctx, cfg, s.addr, file, cfg.halfFor, append(common, "-Q", strconv.Itoa(max(1, int(r.halfQPS))), "-v")...)
-	if err != nil {
-		return r, err
+	var p50s []time.Duration
+	for range cfg.halfRuns {
+		out, _, err = dnsperf(ctx, cfg, s.addr, file, cfg.halfFor, append(common, "-Q", strconv.Itoa(max(1, int(r.halfQPS))), "-v")...)
+		if err != nil {
+			return r, err
+		}
+		lat := parseLatencies(out)
+		if len(lat) == 0 {
+			return r, fmt.Errorf("dnsperf -v reported no query latencies")
+		}
+		slices.Sort(lat)
+		r.samples += len(lat)
+		p50s = append(p50s, lat[len(lat)/2])
+		r.p99s = append(r.p99s, lat[min(len(lat)-1, len(lat)*99/100)])
+		r.max = max(r.max, lat[len(lat)-1])
 	}
-	lat := parseLatencies(out)
-	if len(lat) == 0 {
-		return r, fmt.Errorf("dnsperf -v reported no query latencies")
-	}
-	slices.Sort(lat)
-	r.samples = len(lat)
-	r.p50 = lat[len(lat)/2]
-	r.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
-	r.max = lat[len(lat)-1]
+	slices.Sort(p50s)
+	slices.Sort(r.p99s)
+	r.p50, r.p99 = p50s[len(p50s)/2], r.p99s[len(r.p99s)/2]
 	r.rssKB = vmRSS(s.pid)
 	return r, nil
 }
@@ -297,11 +304,11 @@ func propagation(ctx context.Context, cl *cleanup, names []benchName) ([2]time.D
 }
 
 func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *daemonFigures) {
-	fmt.Fprintf(w, "\nDNS: dnsperf -c %d -T %d -q 500, %d local names, peak over %s, latency at half the peak over %s\n",
-		cfg.clients, cfg.threads, cfg.names, cfg.peakFor, cfg.halfFor)
+	fmt.Fprintf(w, "\nDNS: dnsperf -c %d -T %d -q 500, %d local names, peak over %s, latency at half the peak over %d×%s\n",
+		cfg.clients, cfg.threads, cfg.names, cfg.peakFor, cfg.halfRuns, cfg.halfFor)
 	fmt.Fprintf(w, "CPUs: %s\n", cfg.placement())
-	fmt.Fprintf(w, "%-14s %-10s %10s %6s %5s %5s %6s %10s %9s %9s %9s %8s  %s\n",
-		"server", "workload", "peak q/s", "lost%", "srv", "cli", "µs/q", "half q/s", "p50", "p99", "max", "RSS MB", "rcodes at peak")
+	fmt.Fprintf(w, "%-14s %-10s %10s %6s %5s %5s %6s %10s %9s %9s %-19s %9s %8s  %s\n",
+		"server", "workload", "peak q/s", "lost%", "srv", "cli", "µs/q", "half q/s", "p50", "p99", "(p99 of each run)", "max", "RSS MB", "rcodes at peak")
 	for _, r := range rows {
 		rss := "-"
 		if r.rssKB > 0 {
@@ -311,8 +318,13 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 		if r.qps > 0 && r.serverCPU > 0 {
 			perQuery = fmt.Sprintf("%.1f", r.serverCPU/r.qps*1e6)
 		}
-		fmt.Fprintf(w, "%-14s %-10s %10.0f %6.2f %4.0f%% %4.0f%% %6s %10.0f %9s %9s %9s %8s  %s\n",
-			r.server, r.workload, r.qps, r.lost, 100*r.serverCPU, 100*r.clientCPU, perQuery, r.halfQPS, us(r.p50), us(r.p99), us(r.max), rss, r.rcodes)
+		var runs []string
+		for _, d := range r.p99s {
+			runs = append(runs, fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)))
+		}
+		fmt.Fprintf(w, "%-14s %-10s %10.0f %6.2f %4.0f%% %4.0f%% %6s %10.0f %9s %9s %-19s %9s %8s  %s\n",
+			r.server, r.workload, r.qps, r.lost, 100*r.serverCPU, 100*r.clientCPU, perQuery, r.halfQPS, us(r.p50), us(r.p99),
+			"("+strings.Join(runs, " ")+")", us(r.max), rss, r.rcodes)
 	}
 	fmt.Fprintf(w, "stack netdns / aardvark-dns, peak q/s:%s\n", ratios(rows))
 	fmt.Fprintf(w, "stack netdns: a new name is answered %s after the table swap (median of 20; worst %s)\n", us(prop[0]), us(prop[1]))
@@ -335,7 +347,7 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 		fmt.Fprintf(w, "  one more service: answered at the gateway %s after its `up -d` returned; daemon's task event -> table swap: %s\n", answer, event)
 	}
 	fmt.Fprintln(w, "srv, cli: CPU used at the peak by the server (all its threads) and by dnsperf, in % of one CPU; µs/q: the server's CPU time per query at the peak.")
-	fmt.Fprintln(w, "p50/p99/max: from dnsperf -v's per-query latencies in the run at half the peak rate.")
+	fmt.Fprintf(w, "p50/p99/max: from dnsperf -v's per-query latencies in %d runs of %s at half the peak rate: the median run's p50 and p99 (each run's p99 in µs in brackets), the largest latency of all.\n", cfg.halfRuns, cfg.halfFor)
 }
 
 func us(d time.Duration) string {

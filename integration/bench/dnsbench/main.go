@@ -23,16 +23,18 @@ import (
 )
 
 type config struct {
-	names   int           // local names per server
-	peakFor time.Duration // dnsperf -l for the peak run
-	halfFor time.Duration // dnsperf -l for the latency run at half the peak
-	clients int           // dnsperf -c
-	threads int           // dnsperf -T
-	dir     string        // scratch directory
+	names    int           // local names per server
+	peakFor  time.Duration // dnsperf -l for the peak run
+	halfFor  time.Duration // dnsperf -l for the latency run at half the peak
+	halfRuns int           // latency runs at half the peak, whose medians are shown
+	clients  int           // dnsperf -c
+	threads  int           // dnsperf -T
+	dir      string        // scratch directory
 	// pin puts dnsperf (and the upstream) on clientCPU and the server under
 	// test on serverCPU, as a second machine would (see pinning).
 	pin                  bool
 	clientCPU, serverCPU int
+	nice                 int // of every process measured, when pinned
 	workloads            []string
 	// For the daemon's figures (left out when address is empty).
 	address, stack, images string
@@ -44,8 +46,10 @@ func main() {
 	flag.IntVar(&cfg.names, "names", 100, "local names (containers) per server, 1..200")
 	flag.DurationVar(&cfg.peakFor, "l", 5*time.Second, "length of each peak run (at most 10s)")
 	flag.DurationVar(&cfg.halfFor, "half", 3*time.Second, "length of each half-rate latency run (at most 10s)")
+	flag.IntVar(&cfg.halfRuns, "half-runs", 3, "half-rate latency runs per server and workload (the table shows their medians), 1..5")
 	flag.IntVar(&cfg.clients, "c", 8, "dnsperf clients")
 	flag.IntVar(&cfg.threads, "T", 0, "dnsperf threads (0: 1 when pinned, 2 when not)")
+	flag.IntVar(&cfg.nice, "nice", -10, "when pinned: the nice value of dnsperf, the upstream and every server (0: as the bench's own)")
 	flag.BoolVar(&cfg.pin, "pin", true, "pin dnsperf and the upstream to one CPU and the server under test to another (false: all share every CPU)")
 	flag.StringVar(&cfg.address, "address", os.Getenv("STACK_TEST_CONTAINERD"), "containerd socket for the daemon's memory with -daemon-n containers (empty: left out)")
 	flag.StringVar(&cfg.stack, "stack", "bin/stack", "stack binary")
@@ -63,8 +67,8 @@ func main() {
 	}
 	if cfg.names < 1 || cfg.names > 200 || cfg.peakFor < time.Second || cfg.peakFor > 10*time.Second ||
 		cfg.halfFor < time.Second || cfg.halfFor > 10*time.Second || cfg.clients < 1 || cfg.clients > 64 ||
-		cfg.threads < 0 || cfg.threads > 8 {
-		fmt.Fprintln(os.Stderr, "dnsbench: -names 1..200, -l and -half 1s..10s, -c 1..64, -T 0..8")
+		cfg.threads < 0 || cfg.threads > 8 || cfg.nice < -20 || cfg.nice > 19 || cfg.halfRuns < 1 || cfg.halfRuns > 5 {
+		fmt.Fprintln(os.Stderr, "dnsbench: -names 1..200, -l and -half 1s..10s, -half-runs 1..5, -c 1..64, -T 0..8, -nice -20..19")
 		os.Exit(2)
 	}
 	cfg.pinning()
@@ -180,11 +184,18 @@ func (c *config) only(list string) error {
 // single thread all follow the affinity), and dnsperf runs one thread
 // (-T 1) on its CPU. The table shows each side's CPU use at the peak: a
 // client near 100% with a server below it means the client was the limit.
-// Other processes on the host are not pinned and may run on either CPU:
-// the load average is printed with the figures.
+// Other processes on the host are not pinned and may run on either CPU,
+// as no CPU can be set aside without a reboot (isolcpus): the client and
+// every server alike run at a higher priority (-nice, -10 by default)
+// so that a compile or another benchmark on the host delays them less,
+// which is what the tail latencies would otherwise measure. The load
+// average is printed with the figures.
 func (c *config) pinning() {
 	if c.pin && runtime.NumCPU() < 2 {
 		c.pin = false
+	}
+	if !c.pin {
+		c.nice = 0
 	}
 	if c.pin {
 		c.clientCPU, c.serverCPU = 0, 1
@@ -203,6 +214,9 @@ func (c *config) onCPU(cpu int, args ...string) []string {
 	if !c.pin {
 		return args
 	}
+	if c.nice != 0 {
+		args = append([]string{"nice", "-n", strconv.Itoa(c.nice)}, args...)
+	}
 	return append([]string{"taskset", "-c", strconv.Itoa(cpu)}, args...)
 }
 
@@ -211,7 +225,7 @@ func (c *config) placement() string {
 	if !c.pin {
 		return "dnsperf, the upstream and the server under test share every CPU (-pin=false)"
 	}
-	return fmt.Sprintf("dnsperf and the upstream pinned to CPU %d, the server under test to CPU %d", c.clientCPU, c.serverCPU)
+	return fmt.Sprintf("dnsperf and the upstream pinned to CPU %d, the server under test to CPU %d, all at nice %d", c.clientCPU, c.serverCPU, c.nice)
 }
 
 // loadAvg is the host's load average, which the figures depend on.
