@@ -129,11 +129,28 @@ func newUDPServer(fd int, local netip.AddrPort, h *handler) *udpServer {
 }
 
 // udpReaders is how many goroutines read one socket: one per core the
-// process may use (GOMAXPROCS follows its CPU affinity), at most 4. Each
-// sleeps in the kernel on the same socket and the kernel wakes one per
-// datagram, so a second reader costs nothing when idle and lets two cores
-// answer under load.
-func udpReaders() int { return min(runtime.GOMAXPROCS(0), 4) }
+// process may use (GOMAXPROCS follows its CPU affinity) but one, at most
+// 4, and at least one. Each sleeps in the kernel on the same socket and
+// the kernel wakes one per datagram.
+//
+// A goroutine in a system call keeps its P (its right to run Go code) and
+// takes it straight back when the call returns, unless the runtime's
+// monitor (sysmon) takes it away for other work meanwhile, which it does
+// after 20 µs whenever no other P is idle: then each query costs a wake-up
+// of sysmon, of a thread that takes the P over, and a hand-over back,
+// about half as much CPU again as the query itself, and sysmon keeps
+// ticking every 20 µs. So one P is kept spare: readers are one fewer than
+// GOMAXPROCS, and a process that may use one CPU only (GOMAXPROCS 1) gets
+// GOMAXPROCS 2, once, when its first listener starts; its two Ps still
+// share that one CPU.
+var udpReaders = sync.OnceValue(func() int {
+	procs := runtime.GOMAXPROCS(0)
+	if procs == 1 {
+		runtime.GOMAXPROCS(2)
+		return 1
+	}
+	return min(procs-1, 4)
+})
 
 // start runs the read loops; failed is called once a loop stops on an
 // error of the socket, not on close.
