@@ -22,6 +22,21 @@ func TestRoundTripOverUDPAndTCP(t *testing.T) {
 	}
 }
 
+func TestRoundTripOnAnIPv6Gateway(t *testing.T) {
+	s := newTestServer(t, Config{})
+	addr, err := s.AddListener(Listener{Network: "demo_default", Addr: netip.MustParseAddrPort("[::1]:0")})
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	if !addr.Addr().Is6() || addr.Port() == 0 {
+		t.Fatalf("bound %s, want ::1 and a port", addr)
+	}
+	for _, netw := range []string{"udp", "tcp"} {
+		m := exchange(t, netw, addr.String(), query("web.demo", dns.TypeA))
+		wantIPs(t, m, web1, web2, web3)
+	}
+}
+
 func TestListenerTellsTheNetwork(t *testing.T) {
 	s := newTestServer(t, Config{})
 	demo := listen(t, s, Listener{Network: "demo_default"})
