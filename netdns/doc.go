@@ -73,8 +73,12 @@
 //
 // # Speed
 //
-// UDP queries are read by one goroutine per core, at most 4, per socket
-// (not one goroutine per packet), and the common ones — a name of the table, class IN, no
+// UDP queries are read by a few goroutines per socket (one per core but
+// one, at most 4; udpReaders says why one P stays spare), not one per
+// packet. Each sleeps in recvmmsg on a blocking socket outside Go's
+// netpoller, so a query wakes it straight from the kernel, and under load
+// one call takes every datagram waiting and one sendmmsg sends their
+// replies. The common queries — a name of the table, class IN, no
 // EDNS0 options — are answered from and into wire format without
 // allocating (fast.go); the rest goes through miekg/dns as before, with
 // the same answers (FuzzServeDNS holds the two paths equal). TCP is served
