@@ -71,7 +71,7 @@ type row struct {
 // at half of it from dnsperf's per-query report (-v).
 func measure(ctx context.Context, cfg config, s *server, workload, file string) (row, error) {
 	r := row{server: s.name, workload: workload}
-	common := []string{"-c", strconv.Itoa(cfg.clients), "-T", strconv.Itoa(cfg.threads), "-q", "500"}
+	common := []string{"-c", strconv.Itoa(cfg.clients), "-T", strconv.Itoa(cfg.threads), "-q", strconv.Itoa(cfg.outstanding)}
 	before, wall := cpuTicks(s.pid), time.Now()
 	out, clientCPU, err := dnsperf(ctx, cfg, s.addr, file, cfg.peakFor, common...)
 	if err != nil {
@@ -304,8 +304,8 @@ func propagation(ctx context.Context, cl *cleanup, names []benchName) ([2]time.D
 }
 
 func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *daemonFigures) {
-	fmt.Fprintf(w, "\nDNS: dnsperf -c %d -T %d -q 500, %d local names, peak over %s, latency at half the peak over %d×%s\n",
-		cfg.clients, cfg.threads, cfg.names, cfg.peakFor, cfg.halfRuns, cfg.halfFor)
+	fmt.Fprintf(w, "\nDNS: dnsperf -c %d -T %d -q %d, %d local names, peak over %s, latency at half the peak over %d×%s\n",
+		cfg.clients, cfg.threads, cfg.outstanding, cfg.names, cfg.peakFor, cfg.halfRuns, cfg.halfFor)
 	fmt.Fprintf(w, "CPUs: %s\n", cfg.placement())
 	fmt.Fprintf(w, "%-14s %-10s %10s %6s %5s %5s %6s %10s %9s %9s %-19s %9s %8s  %s\n",
 		"server", "workload", "peak q/s", "lost%", "srv", "cli", "µs/q", "half q/s", "p50", "p99", "(p99 of each run)", "max", "RSS MB", "rcodes at peak")

@@ -23,13 +23,14 @@ import (
 )
 
 type config struct {
-	names    int           // local names per server
-	peakFor  time.Duration // dnsperf -l for the peak run
-	halfFor  time.Duration // dnsperf -l for the latency run at half the peak
-	halfRuns int           // latency runs at half the peak, whose medians are shown
-	clients  int           // dnsperf -c
-	threads  int           // dnsperf -T
-	dir      string        // scratch directory
+	names       int           // local names per server
+	peakFor     time.Duration // dnsperf -l for the peak run
+	halfFor     time.Duration // dnsperf -l for the latency run at half the peak
+	halfRuns    int           // latency runs at half the peak, whose medians are shown
+	clients     int           // dnsperf -c
+	threads     int           // dnsperf -T
+	outstanding int           // dnsperf -q
+	dir         string        // scratch directory
 	// pin puts dnsperf (and the upstream) on clientCPU and the server under
 	// test on serverCPU, as a second machine would (see pinning).
 	pin                  bool
@@ -48,6 +49,7 @@ func main() {
 	flag.DurationVar(&cfg.halfFor, "half", 3*time.Second, "length of each half-rate latency run (at most 10s)")
 	flag.IntVar(&cfg.halfRuns, "half-runs", 3, "half-rate latency runs per server and workload (the table shows their medians), 1..5")
 	flag.IntVar(&cfg.clients, "c", 8, "dnsperf clients")
+	flag.IntVar(&cfg.outstanding, "q", 500, "dnsperf's queries outstanding at most")
 	flag.IntVar(&cfg.threads, "T", 0, "dnsperf threads (0: 1 when pinned, 2 when not)")
 	flag.IntVar(&cfg.nice, "nice", -10, "when pinned: the nice value of dnsperf, the upstream and every server (0: as the bench's own)")
 	flag.BoolVar(&cfg.pin, "pin", true, "pin dnsperf and the upstream to one CPU and the server under test to another (false: all share every CPU)")
@@ -67,8 +69,9 @@ func main() {
 	}
 	if cfg.names < 1 || cfg.names > 200 || cfg.peakFor < time.Second || cfg.peakFor > 10*time.Second ||
 		cfg.halfFor < time.Second || cfg.halfFor > 10*time.Second || cfg.clients < 1 || cfg.clients > 64 ||
-		cfg.threads < 0 || cfg.threads > 8 || cfg.nice < -20 || cfg.nice > 19 || cfg.halfRuns < 1 || cfg.halfRuns > 5 {
-		fmt.Fprintln(os.Stderr, "dnsbench: -names 1..200, -l and -half 1s..10s, -half-runs 1..5, -c 1..64, -T 0..8, -nice -20..19")
+		cfg.threads < 0 || cfg.threads > 8 || cfg.nice < -20 || cfg.nice > 19 || cfg.halfRuns < 1 || cfg.halfRuns > 5 ||
+		cfg.outstanding < 1 || cfg.outstanding > 10000 {
+		fmt.Fprintln(os.Stderr, "dnsbench: -names 1..200, -l and -half 1s..10s, -half-runs 1..5, -c 1..64, -T 0..8, -q 1..10000, -nice -20..19")
 		os.Exit(2)
 	}
 	cfg.pinning()
