@@ -183,13 +183,19 @@ func (u *udpServer) read(failed func(error)) {
 			failed(errors.New("recvmmsg: the socket was shut down"))
 			return
 		}
-		u.serveBatch(b, n)
+		if u.serveBatch(b, n) {
+			// The goroutine that took a slow query waits on this P's run
+			// queue: let it run (and send its forward) before this
+			// goroutine sleeps in recvmmsg with the P, instead of waiting
+			// for another thread to steal it.
+			runtime.Gosched()
+		}
 	}
 }
 
 // serveBatch answers the n datagrams b received: fast-path replies go out
-// together, the rest to the slow path.
-func (u *udpServer) serveBatch(b *mmsgBatch, n int) {
+// together, the rest to the slow path. It reports whether any went there.
+func (u *udpServer) serveBatch(b *mmsgBatch, n int) (slow bool) {
 	replies := 0
 	for i := range n {
 		h := &b.hdrs[i].Hdr
@@ -203,25 +209,28 @@ func (u *udpServer) serveBatch(b *mmsgBatch, n int) {
 			replies++
 			continue
 		}
-		u.serveSlow(pkt, from)
+		slow = u.serveSlow(pkt, from) || slow
 	}
 	b.send(u.fd, replies, u.h)
+	return slow
 }
 
-// serveSlow hands a copy of pkt to a slow-path goroutine.
-func (u *udpServer) serveSlow(pkt []byte, from netip.AddrPort) {
+// serveSlow hands a copy of pkt to a slow-path goroutine, and reports
+// whether it did.
+func (u *udpServer) serveSlow(pkt []byte, from netip.AddrPort) bool {
 	if len(pkt) < headerLen || u.closing.Load() {
-		return // no header: not even a FORMERR (miekg/dns drops these too)
+		return false // no header: not even a FORMERR (miekg/dns drops these too)
 	}
 	if u.slow.Add(1) > maxSlowUDP {
 		u.slow.Add(-1)
-		return
+		return false
 	}
 	p := append([]byte(nil), pkt...)
 	u.dispatch(func() {
 		defer u.slow.Add(-1)
 		u.h.serveWire(p, &udpWriter{u: u, remote: net.UDPAddrFromAddrPort(from), to: from})
 	})
+	return true
 }
 
 // dispatch runs job on an idle worker, or on a new one.
