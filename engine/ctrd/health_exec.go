@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -116,21 +117,11 @@ func (c *Client) taskNotRunning(ctx context.Context, id string, err error) error
 	if serr != nil || r.GetProcess() == nil {
 		return err
 	}
-	st := containerd.ProcessStatus(toLower(r.GetProcess().GetStatus().String()))
+	st := containerd.ProcessStatus(strings.ToLower(r.GetProcess().GetStatus().String()))
 	if st == containerd.Running {
 		return err
 	}
 	return fmt.Errorf("the container is %s, not running: start it first: %w", st, errdefs.ErrFailedPrecondition)
-}
-
-func toLower(s string) string {
-	b := []byte(s)
-	for i, ch := range b {
-		if 'A' <= ch && ch <= 'Z' {
-			b[i] = ch + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // openProbeFIFO creates the FIFO of exec execID in execFIFODir and opens

@@ -88,7 +88,7 @@ func TestProbeOutputKeepsTheFirstBytesUntilTheWritersClose(t *testing.T) {
 	go func() {
 		_, _ = out.WriteString("abc")
 		_, _ = errw.WriteString("def")
-		_, _ = out.Write(bytes.Repeat([]byte("x"), 3*healthOutputMax)) // more than is kept: drained, dropped
+		_, _ = out.Write(bytes.Repeat([]byte("x"), 256<<10)) // more than a pipe holds: drained, dropped
 		out.Close()
 		errw.Close()
 	}()
