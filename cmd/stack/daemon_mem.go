@@ -45,9 +45,16 @@ const (
 	// brought it to about 10%.
 	busyMemLimit = 24 << 20
 	// busyGCRate is the collections per second above which the daemon
-	// counts as busy.
-	busyGCRate    = 1.0
+	// counts as busy: 30 healthchecks a second at the idle floor collect
+	// about once a second.
+	busyGCRate    = 0.5
 	memLimitSlack = 4 << 20
+	// daemonGCPercent lets the memory limit, not GOGC, decide when to
+	// collect: with GOGC=100 the daemon's live heap of 2-3 MB meant a
+	// collection every 4 MB allocated, about once a second under 30
+	// healthchecks a second (a tenth of the daemon's CPU), while the limit
+	// had room to spare.
+	daemonGCPercent = 200
 )
 
 // tabler is the DNS server of the daemon: its table changes on the first
@@ -65,6 +72,9 @@ func keepDaemonSmall(ctx context.Context, dns tabler) {
 	debug.FreeOSMemory()
 	dropExecutablePages()
 	tune := os.Getenv("GOMEMLIMIT") == ""
+	if tune && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(daemonGCPercent)
+	}
 	t := time.NewTicker(gcCheckEvery)
 	defer t.Stop()
 	gc := gcWatch{cycles: gcCycles(), since: time.Now()}
@@ -122,6 +132,11 @@ func memLimitFor(live uint64, busy bool) int64 {
 // gcCheckEvery is how often the collection rate is looked at.
 const gcCheckEvery = 2 * time.Second
 
+// busyJudgedOver is the period a busy daemon's rate is measured over: at
+// the busy floor it collects only every several seconds, so a short period
+// often holds no collection at all and would end busy at once.
+const busyJudgedOver = 30 * time.Second
+
 // gcWatch tells whether the daemon is busy: it becomes busy when the
 // collector ran more than busyGCRate times a second over the last period,
 // and stays busy until it runs less than a tenth of that (at the busy floor
@@ -137,7 +152,7 @@ type gcWatch struct {
 // gcCheckEvery is left running.
 func (w *gcWatch) update(cycles uint64, now time.Time) (changed bool) {
 	elapsed := now.Sub(w.since)
-	if elapsed < gcCheckEvery/2 {
+	if elapsed < gcCheckEvery/2 || w.busy && elapsed < busyJudgedOver {
 		return false
 	}
 	rate := float64(cycles-w.cycles) / elapsed.Seconds()

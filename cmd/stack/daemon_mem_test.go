@@ -63,8 +63,9 @@ func rssFileKB(t *testing.T) int {
 	return 0
 }
 
-// The daemon counts as busy once the collector runs more than once a
-// second, and stays so until it runs ten times less often.
+// The daemon counts as busy once the collector runs more than once every
+// two seconds, and stays so until it runs ten times less often over a
+// period of busyJudgedOver.
 func TestGCWatchIsBusyWithAMarginEachWay(t *testing.T) {
 	start := time.Now()
 	w := gcWatch{since: start}
@@ -74,11 +75,12 @@ func TestGCWatchIsBusyWithAMarginEachWay(t *testing.T) {
 		busy    bool
 		changed bool
 	}{
-		{cycles: 2, after: 2 * time.Second, busy: false, changed: false},          // 1/s: not more than once a second
-		{cycles: 8, after: 4 * time.Second, busy: true, changed: true},            // 3/s
-		{cycles: 9, after: 6 * time.Second, busy: true, changed: false},           // 0.5/s: still above a tenth
-		{cycles: 9, after: 8 * time.Second, busy: false, changed: true},           // 0/s
-		{cycles: 30, after: 8500 * time.Millisecond, busy: false, changed: false}, // too short a period to judge
+		{cycles: 1, after: 2 * time.Second, busy: false, changed: false},           // 0.5/s: not more than once every two seconds
+		{cycles: 7, after: 4 * time.Second, busy: true, changed: true},             // 3/s
+		{cycles: 7, after: 6 * time.Second, busy: true, changed: false},            // none in 2 s: too short a period to judge a busy daemon
+		{cycles: 9, after: 34 * time.Second, busy: true, changed: false},           // 2 in 30 s: still above a tenth
+		{cycles: 9, after: 64 * time.Second, busy: false, changed: true},           // 0/s
+		{cycles: 30, after: 64500 * time.Millisecond, busy: false, changed: false}, // too short a period to judge
 	}
 	for i, s := range steps {
 		changed := w.update(s.cycles, start.Add(s.after))
