@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -59,6 +61,7 @@ func StartDaemon(ctx context.Context, address, stateDir string) error {
 	}
 	defer logf.Close()
 	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Env = withoutGoRuntimeSettings(os.Environ())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -100,4 +103,24 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
 [plugins."io.containerd.internal.v1.opt"]
   path = %q
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), address, address, filepath.Join(dir, "opt"))
+}
+
+// goRuntimeSettings are the environment variables every Go program reads
+// at start.
+var goRuntimeSettings = []string{"GODEBUG", "GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GOTRACEBACK"}
+
+// withoutGoRuntimeSettings is env less the Go runtime's settings: the
+// containerd started here outlives the command that started it and passes
+// its environment to every shim, and a `GODEBUG=inittrace=1 stack ps` once
+// would leave every later shim printing its trace into the handshake with
+// containerd, which then fails to start any task.
+func withoutGoRuntimeSettings(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(goRuntimeSettings, name) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
