@@ -89,8 +89,9 @@ func (c *Client) restartStep(ctx context.Context, id string, step func(context.C
 	return step(ctx, id)
 }
 
-// clearExited deletes an exited task, recording its exit, and tears its
-// network down. ok is false when a task runs (nothing to restart).
+// clearExited deletes an exited task, recording its exit, or a task left
+// created by an interrupted start, and tears its network down. ok is false
+// when a task runs (nothing to restart).
 func (c *Client) clearExited(ctx context.Context, id string) (ok bool, err error) {
 	ctr, err := c.ctr.LoadContainer(ctx, id)
 	if err != nil {
@@ -106,8 +107,18 @@ func (c *Client) clearExited(ctx context.Context, id string) (ok bool, err error
 	if err != nil {
 		return false, fmt.Errorf("restart container %s: %w", id, err)
 	}
-	if st.Status != containerd.Stopped {
-		return false, nil
+	switch st.Status {
+	case containerd.Stopped:
+	case containerd.Created:
+		// Left by a start that was interrupted (the daemon killed while
+		// the task was created and CNI ADD ran): it never ran, so there
+		// is no exit to record.
+		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return false, fmt.Errorf("restart container %s: delete the task an interrupted start left: %w", id, err)
+		}
+		return true, c.teardownNetwork(ctx, id)
+	default:
+		return false, nil // a task runs
 	}
 	exit, err := task.Delete(ctx)
 	if err != nil && !errdefs.IsNotFound(err) {
