@@ -102,7 +102,12 @@ func notRunning(ctx context.Context, task containerd.Task, err error) error {
 	if serr != nil || st.Status == containerd.Running {
 		return err
 	}
-	return fmt.Errorf("the container is %s, not running: start it first: %w", st.Status, errdefs.ErrFailedPrecondition)
+	return errNotRunning(st.Status)
+}
+
+// errNotRunning is the error of an exec into a task in status st.
+func errNotRunning(st containerd.ProcessStatus) error {
+	return fmt.Errorf("the container is %s, not running: start it first: %w", st, errdefs.ErrFailedPrecondition)
 }
 
 // execSpec is the container's process spec with opts applied. It reads

@@ -121,7 +121,7 @@ func (c *Client) taskNotRunning(ctx context.Context, id string, err error) error
 	if st == containerd.Running {
 		return err
 	}
-	return fmt.Errorf("the container is %s, not running: start it first: %w", st, errdefs.ErrFailedPrecondition)
+	return errNotRunning(st)
 }
 
 // openProbeFIFO creates the FIFO of exec execID in execFIFODir and opens
