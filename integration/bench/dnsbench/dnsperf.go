@@ -117,14 +117,31 @@ func dnsperf(ctx context.Context, cfg config, addr netip.Addr, file string, d ti
 	secs := strconv.Itoa(int(d / time.Second))
 	all := append([]string{"dnsperf", "-s", addr.String(), "-a", clientAddr.String(), "-d", file, "-l", secs, "-t", "2"}, args...)
 	all = cfg.onCPU(cfg.clientCPU, all...)
-	cmd := exec.CommandContext(ctx, all[0], all[1:]...)
-	start := time.Now()
-	out, err := cmd.CombinedOutput()
+	// The report goes to a file, not to a pipe this process reads during the
+	// run: with -v dnsperf writes a line per query, and a reader woken for
+	// every few kilobytes competes with the server and with dnsperf's own
+	// receiving thread, which then stamps replies late.
+	report, err := os.CreateTemp("", "dnsperf-*.out")
 	if err != nil {
-		return "", 0, fmt.Errorf("%s: %w: %s", strings.Join(all, " "), err, tail(string(out)))
+		return "", 0, err
+	}
+	defer os.Remove(report.Name())
+	defer report.Close()
+	cmd := exec.CommandContext(ctx, all[0], all[1:]...)
+	cmd.Stdout, cmd.Stderr = report, report
+	start := time.Now()
+	err = cmd.Run()
+	elapsed := time.Since(start)
+	outBytes, readErr := os.ReadFile(report.Name())
+	out := string(outBytes)
+	if err == nil {
+		err = readErr
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("%s: %w: %s", strings.Join(all, " "), err, tail(out))
 	}
 	st := cmd.ProcessState
-	return string(out), (st.UserTime() + st.SystemTime()).Seconds() / time.Since(start).Seconds(), nil
+	return out, (st.UserTime() + st.SystemTime()).Seconds() / elapsed.Seconds(), nil
 }
 
 // clockTicks is the unit of /proc/<pid>/stat's times (USER_HZ, 100 on
