@@ -102,7 +102,7 @@ func (d *Daemon) runHealth(ctx context.Context, hc HealthChecker, id string, sta
 		if inStart {
 			every = check.StartInterval
 		}
-		if !sleep(ctx, every) {
+		if !sleep(ctx, onProbeGrid(time.Now(), every)) {
 			return
 		}
 		inStart = time.Now().Before(startEnd)
@@ -120,4 +120,25 @@ func (d *Daemon) runHealth(ctx context.Context, hc HealthChecker, id string, sta
 			d.changed(time.Now())
 		}
 	}
+}
+
+// probeGridMax is the widest step of the grid that probes wait for.
+const probeGridMax = 100 * time.Millisecond
+
+// onProbeGrid is how long to wait from now for a probe due every after
+// it: until the nearest point of a grid whose step is a tenth of every (at
+// most probeGridMax). Probes of many containers then fall due together
+// and run in one wake-up of the daemon instead of one each; with 30
+// containers checked every second that is at most 10 wake-ups a second
+// instead of 30, and the Go runtime's cost of each wake-up (its monitor
+// thread polling every 20 µs for a while, idle threads woken and parked
+// again) is most of what the daemon spends on a probe. A probe moves by at
+// most half a step, so the intervals stay within 5% of the configured one
+// and keep their average.
+func onProbeGrid(now time.Time, every time.Duration) time.Duration {
+	step := min(every/10, probeGridMax)
+	if step <= 0 {
+		return every
+	}
+	return now.Add(every).Round(step).Sub(now)
 }

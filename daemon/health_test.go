@@ -141,3 +141,36 @@ func TestHealthRunnerUsesStartIntervalDuringTheStartPeriod(t *testing.T) {
 		t.Fatalf("healthy, it was probed %d more times within 60ms although its interval is an hour", got-n)
 	}
 }
+
+func TestProbesOfManyContainersFallDueTogetherOnAGrid(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	due := map[int]int{} // probes by their time within the second
+	for i := range 30 {
+		// 30 containers whose previous probes ended at scattered times.
+		now := base.Add(time.Duration(i) * 33 * time.Millisecond)
+		wait := onProbeGrid(now, time.Second)
+		if wait < 950*time.Millisecond || wait > 1050*time.Millisecond {
+			t.Fatalf("probe %d waits %s, want within 5%% of the 1s interval", i, wait)
+		}
+		due[now.Add(wait).Nanosecond()]++
+	}
+	if len(due) > 10 {
+		t.Errorf("30 probes due every second fall on %d distinct times of the second, want at most 10 (a 100ms grid)", len(due))
+	}
+}
+
+func TestAProbeThatStaysOnTheGridKeepsItsIntervalExactly(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 7, 300_000_000, time.UTC)
+	for _, every := range []time.Duration{time.Second, 5 * time.Second, 30 * time.Second} {
+		if wait := onProbeGrid(now, every); wait != every {
+			t.Errorf("every %s from a grid point waits %s", every, wait)
+		}
+	}
+}
+
+func TestShortIntervalsGetAFinerGrid(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 3_000_000, time.UTC)
+	if wait := onProbeGrid(now, 50*time.Millisecond); wait < 47500*time.Microsecond || wait > 52500*time.Microsecond {
+		t.Errorf("a 50ms start_interval waits %s, want within 5%%", wait)
+	}
+}
