@@ -106,34 +106,32 @@ type floorBox struct {
 	task containerd.Task
 }
 
-func (f *floor) measure(ctx context.Context, n, runs int) (floorSamples, error) {
-	var s floorSamples
-	for range runs {
-		took, boxes, err := f.createStartAll(ctx, n)
-		if err != nil {
-			return s, err
-		}
-		s.createStart = append(s.createStart, took)
-		start := time.Now()
-		if err := parallel(boxes, func(b *floorBox) error { return f.stopRemove(ctx, b) }); err != nil {
-			return s, err
-		}
-		_ = exec.Command("ip", "link", "del", floorBridge).Run()
-		s.stopRemove = append(s.stopRemove, time.Since(start))
-
-		took, one, err := f.createStartAll(ctx, 1)
-		if err != nil {
-			return s, err
-		}
-		s.oneCreateStart = append(s.oneCreateStart, took)
-		start = time.Now()
-		if err := f.stopRemove(ctx, one[0]); err != nil {
-			return s, err
-		}
-		s.oneStopRemove = append(s.oneStopRemove, time.Since(start))
-		_ = exec.Command("ip", "link", "del", floorBridge).Run()
+// measureOnce adds one run of each floor figure to s.
+func (f *floor) measureOnce(ctx context.Context, n int, s *floorSamples) error {
+	took, boxes, err := f.createStartAll(ctx, n)
+	if err != nil {
+		return err
 	}
-	return s, nil
+	s.createStart = append(s.createStart, took)
+	start := time.Now()
+	if err := parallel(boxes, func(b *floorBox) error { return f.stopRemove(ctx, b) }); err != nil {
+		return err
+	}
+	_ = exec.Command("ip", "link", "del", floorBridge).Run()
+	s.stopRemove = append(s.stopRemove, time.Since(start))
+
+	took, one, err := f.createStartAll(ctx, 1)
+	if err != nil {
+		return err
+	}
+	s.oneCreateStart = append(s.oneCreateStart, took)
+	start = time.Now()
+	if err := f.stopRemove(ctx, one[0]); err != nil {
+		return err
+	}
+	s.oneStopRemove = append(s.oneStopRemove, time.Since(start))
+	_ = exec.Command("ip", "link", "del", floorBridge).Run()
+	return nil
 }
 
 func (f *floor) createStartAll(ctx context.Context, n int) (time.Duration, []*floorBox, error) {

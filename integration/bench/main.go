@@ -92,13 +92,17 @@ func runConverge(ctx context.Context, cfg config) error {
 	var rows []row
 	for _, n := range cfg.sizes {
 		fmt.Fprintf(os.Stderr, "bench: N=%d, %d runs\n", n, cfg.runs)
-		fl, err := floor.measure(ctx, n, cfg.runs)
-		if err != nil {
-			return fmt.Errorf("floor N=%d: %w", n, err)
-		}
-		sm, err := st.measure(ctx, n, cfg.runs)
-		if err != nil {
-			return fmt.Errorf("stack N=%d: %w", n, err)
+		// Floor and stack runs alternate, so that a change of the host's
+		// load during the measurement reaches both sides alike.
+		var fl floorSamples
+		var sm stackSamples
+		for range cfg.runs {
+			if err := floor.measureOnce(ctx, n, &fl); err != nil {
+				return fmt.Errorf("floor N=%d: %w", n, err)
+			}
+			if err := st.measureOnce(ctx, n, &sm); err != nil {
+				return fmt.Errorf("stack N=%d: %w", n, err)
+			}
 		}
 		rows = append(rows, tableRows(n, sm, fl)...)
 	}

@@ -66,30 +66,29 @@ func (r *stackRunner) writeProject(n int, changed bool) error {
 	return os.WriteFile(filepath.Join(r.dir, "compose.yaml"), []byte(b.String()), 0o644)
 }
 
-func (r *stackRunner) measure(ctx context.Context, n, runs int) (stackSamples, error) {
-	var s stackSamples
-	for range runs {
-		steps := []struct {
-			changed bool
-			args    []string
-			into    *sample
-		}{
-			{false, []string{"up", "-d"}, &s.coldUp},
-			{false, []string{"up", "-d"}, &s.noopUp},
-			{false, []string{"ps"}, &s.ps},
-			{true, []string{"up", "-d"}, &s.changeOne},
-			{true, []string{"down", "-t", "0"}, &s.down},
-		}
-		for _, st := range steps {
-			if err := r.writeProject(n, st.changed); err != nil {
-				return s, err
-			}
-			took, err := r.stack(ctx, st.args...)
-			if err != nil {
-				return s, err
-			}
-			*st.into = append(*st.into, took)
-		}
+// measureOnce adds one run of each stack figure to s: cold up, no-op up,
+// ps, up after changing one service, down.
+func (r *stackRunner) measureOnce(ctx context.Context, n int, s *stackSamples) error {
+	steps := []struct {
+		changed bool
+		args    []string
+		into    *sample
+	}{
+		{false, []string{"up", "-d"}, &s.coldUp},
+		{false, []string{"up", "-d"}, &s.noopUp},
+		{false, []string{"ps"}, &s.ps},
+		{true, []string{"up", "-d"}, &s.changeOne},
+		{true, []string{"down", "-t", "0"}, &s.down},
 	}
-	return s, nil
+	for _, st := range steps {
+		if err := r.writeProject(n, st.changed); err != nil {
+			return err
+		}
+		took, err := r.stack(ctx, st.args...)
+		if err != nil {
+			return err
+		}
+		*st.into = append(*st.into, took)
+	}
+	return nil
 }
