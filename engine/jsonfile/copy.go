@@ -125,37 +125,73 @@ func readWaiting(r io.Reader, p []byte, partial bool) (int, error) {
 // Split adds p's complete lines to the batch, cutting any longer than
 // MaxLine, and returns the unterminated rest (shorter than MaxLine). The
 // batch refers to p, which must not change until the batch is written.
+//
+// It looks only for the last newline: every newline ends an entry, so the
+// lines before it are cut while they are encoded (appendLines), in the same
+// pass that copies them.
 func (b *Batch) Split(stream string, p []byte) []byte {
-	for len(p) > 0 {
-		if i := bytes.IndexByte(p[:min(len(p), MaxLine)], '\n'); i >= 0 {
-			b.Add(stream, p[:i+1])
-			p = p[i+1:]
-			continue
-		}
-		if len(p) < MaxLine {
-			return p
-		}
-		b.Add(stream, p[:MaxLine])
-		p = p[MaxLine:]
+	end := lastNewline(p) + 1
+	end += (len(p) - end) / MaxLine * MaxLine
+	if end > 0 {
+		b.stream = stream
+		b.parts = append(b.parts, part{text: p[:end], lines: true})
 	}
-	return p
+	return p[end:]
+}
+
+// lastNewline is the index of p's last newline, or -1. Logs end a line
+// every few hundred bytes at most, so it looks byte by byte at the end of p
+// first, then (for one endless line) with IndexByte, which uses vector
+// instructions, at a MaxLine of p at a time.
+func lastNewline(p []byte) int {
+	end := max(0, len(p)-512)
+	if i := bytes.LastIndexByte(p[end:], '\n'); i >= 0 {
+		return end + i
+	}
+	for end > 0 {
+		start := max(0, end-MaxLine)
+		if bytes.IndexByte(p[start:end], '\n') >= 0 {
+			return start + bytes.LastIndexByte(p[start:end], '\n')
+		}
+		end = start
+	}
+	return -1
 }
 
 // Batch is one stream's lines, waiting to be encoded and written. It holds
 // the callers' slices, not copies.
 type Batch struct {
 	stream string
-	lines  [][]byte
+	parts  []part
+}
+
+// part is a run of lines from Split, or one entry from Add.
+type part struct {
+	text  []byte
+	lines bool
 }
 
 // Add adds one line (or partial entry) of stream; line must not change
 // until the batch is written.
 func (b *Batch) Add(stream string, line []byte) {
 	b.stream = stream
-	b.lines = append(b.lines, line)
+	b.parts = append(b.parts, part{text: line})
+}
+
+// appendEncoded encodes the batch's entries, all with the same time: glue
+// is entryGlue of the batch's stream and stamp.
+func (b *Batch) appendEncoded(dst, glue, stamp []byte) []byte {
+	for _, p := range b.parts {
+		if p.lines {
+			dst = appendLines(dst, p.text, glue)
+		} else {
+			dst = appendLineStamp(dst, b.stream, p.text, stamp)
+		}
+	}
+	return dst
 }
 
 func (b *Batch) reset() {
-	clear(b.lines)
-	b.lines = b.lines[:0]
+	clear(b.parts)
+	b.parts = b.parts[:0]
 }

@@ -1,7 +1,9 @@
 package jsonfile
 
 import (
+	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"time"
 	"unicode/utf8"
 )
@@ -91,3 +93,133 @@ const ones, highs = 0x0101010101010101, 0x8080808080808080
 
 func zeroByte(w uint64) uint64 { return (w - ones) &^ w & highs }
 func below(w, n uint64) uint64 { return (w - n*ones) &^ w & highs }
+
+// appendLines encodes the entries of p, a run of lines as Split leaves
+// them (each ended by a newline, or cut after MaxLine bytes without one; the
+// last may be shorter and unterminated), as appendLineStamp encodes each of
+// them in turn. It goes through p once with the word-at-a-time scan and
+// copies each plain run whole: the entries are found by the scan, not
+// looked for beforehand, and only the bytes that need escaping stop it.
+// glue is entryGlue of the stream and time.
+func appendLines(dst, p, glue []byte) []byte {
+	if len(p) == 0 {
+		return dst
+	}
+	// Room for plain text of long lines; append grows dst if needed.
+	dst = growTo(dst, len(dst)+len(p)+len(p)/2+len(glue))
+	dst = append(dst, entryOpen...)
+	// '"' and '\\' are found with IndexByte (vector instructions), which
+	// leaves the scan only the range check.
+	quote, backslash := nextByte(p, 0, '"'), nextByte(p, 0, '\\')
+	start := 0 // of the current entry
+	for i := 0; ; {
+		end := min(len(p), start+MaxLine) // of the current entry, at most
+		n := i + plainRun(p[i:min(end, quote, backslash)])
+		dst = append(dst, p[i:n]...)
+		if i = n; i == end {
+			if i == len(p) {
+				break
+			}
+			dst = append(dst, glue[2:]...) // MaxLine bytes: a partial entry
+			start = i
+			continue
+		}
+		switch c := p[i]; {
+		case c == '\n':
+			dst = append(dst, glue...)
+			i++
+			start = i
+		case c == '"':
+			dst = append(dst, '\\', '"')
+			i++
+			quote = nextByte(p, i, '"')
+		case c == '\\':
+			dst = append(dst, '\\', '\\')
+			i++
+			backslash = nextByte(p, i, '\\')
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(p[i:end])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, `\ufffd`...)
+			} else {
+				dst = append(dst, p[i:i+size]...)
+			}
+			i += size
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+			i++
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+			i++
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			i++
+		}
+	}
+	if start == len(p) { // ended by a newline: no next entry
+		return dst[:len(dst)-len(entryOpen)]
+	}
+	return append(dst, glue[2:len(glue)-len(entryOpen)]...)
+}
+
+// entryOpen opens an entry, up to its text.
+const entryOpen = `{"log":"`
+
+// entryGlue is what appendLines writes at a newline: the escaped newline,
+// the rest of the entry, and the next entry's opening. Without its first two
+// bytes it ends an entry cut without a newline.
+func entryGlue(dst []byte, stream string, stamp []byte) []byte {
+	dst = append(dst, `\n","stream":"`...)
+	dst = append(dst, stream...)
+	dst = append(dst, `","time":"`...)
+	dst = append(dst, stamp...)
+	dst = append(dst, "\"}\n"...)
+	return append(dst, entryOpen...)
+}
+
+// growTo is dst with room for at least n bytes.
+func growTo(dst []byte, n int) []byte {
+	if n <= cap(dst) {
+		return dst
+	}
+	return append(dst[:cap(dst)], make([]byte, n-cap(dst))...)[:len(dst)]
+}
+
+// nextByte is the index of the first c in p from i on, or len(p).
+func nextByte(p []byte, i int, c byte) int {
+	if j := bytes.IndexByte(p[i:], c); j >= 0 {
+		return i + j
+	}
+	return len(p)
+}
+
+// plainRun is the length of the run of bytes from 0x20 to 0x7f at the start
+// of s. It checks 32 bytes at a time while they all are, then finds the
+// first that is not eight at a time.
+func plainRun(s []byte) int {
+	n := len(s)
+	for len(s) >= 32 {
+		b := (*[32]byte)(s)
+		w0 := binary.LittleEndian.Uint64(b[0:])
+		w1 := binary.LittleEndian.Uint64(b[8:])
+		w2 := binary.LittleEndian.Uint64(b[16:])
+		w3 := binary.LittleEndian.Uint64(b[24:])
+		// A high bit is set in w - 0x20… at the first byte below 0x20 (it
+		// may be at later bytes too, which does not matter here).
+		if (w0|(w0-0x20*ones)|w1|(w1-0x20*ones)|w2|(w2-0x20*ones)|w3|(w3-0x20*ones))&highs != 0 {
+			break
+		}
+		s = s[32:]
+	}
+	for len(s) >= 8 {
+		w := binary.LittleEndian.Uint64(s)
+		if m := (below(w, 0x20) | w) & highs; m != 0 {
+			return n - len(s) + bits.TrailingZeros64(m)>>3
+		}
+		s = s[8:]
+	}
+	for len(s) > 0 && 0x20 <= s[0] && s[0] < utf8.RuneSelf {
+		s = s[1:]
+	}
+	return n - len(s)
+}

@@ -1,6 +1,7 @@
 package jsonfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,9 +24,9 @@ type Log struct {
 	size    int64
 	checked time.Time
 	// encoding buffers, reused under mu
-	stamp   []byte
-	enc     []byte
-	encEnds []int
+	stamp []byte
+	glue  []byte
+	enc   []byte
 }
 
 // Open opens (appending to) the log file at cfg.Path, creating its
@@ -63,35 +64,45 @@ func (l *Log) open(mode int) error {
 // empty afterwards.
 func (l *Log) Write(b *Batch) error {
 	defer b.reset()
-	if len(b.lines) == 0 {
+	if len(b.parts) == 0 {
 		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.recheck()
 	l.stamp = time.Now().UTC().AppendFormat(l.stamp[:0], time.RFC3339Nano)
-	l.enc, l.encEnds = l.enc[:0], l.encEnds[:0]
-	for _, line := range b.lines {
-		l.enc = appendLineStamp(l.enc, b.stream, line, l.stamp)
-		l.encEnds = append(l.encEnds, len(l.enc))
-	}
-	start := 0
-	for i, end := range l.encEnds {
-		lineStart := 0
-		if i > 0 {
-			lineStart = l.encEnds[i-1]
+	l.glue = entryGlue(l.glue[:0], b.stream, l.stamp)
+	l.enc = b.appendEncoded(l.enc[:0], l.glue, l.stamp)
+	return l.writeRotating(l.enc)
+}
+
+// writeRotating appends enc, whole encoded lines, rotating first whenever
+// the next line would take the file over max-size (a line longer than
+// max-size alone fills a file of its own). Encoded lines hold no newline but
+// their last byte, so the lines that fit are found from where max-size
+// falls, not by looking at every line.
+func (l *Log) writeRotating(enc []byte) error {
+	for len(enc) > 0 && l.cfg.MaxSize > 0 && l.size+int64(len(enc)) > l.cfg.MaxSize {
+		fit := 0
+		if free := l.cfg.MaxSize - l.size; free > 0 {
+			fit = bytes.LastIndexByte(enc[:free], '\n') + 1
 		}
-		if l.cfg.MaxSize > 0 && l.size+int64(end-start) > l.cfg.MaxSize && l.size+int64(lineStart-start) > 0 {
-			if err := l.flush(l.enc[start:lineStart]); err != nil {
-				return err
-			}
-			start = lineStart
-			if err := l.rotate(); err != nil {
-				return err
+		if fit == 0 && l.size == 0 { // a line longer than max-size
+			if fit = bytes.IndexByte(enc, '\n') + 1; fit == 0 {
+				fit = len(enc)
 			}
 		}
+		if err := l.flush(enc[:fit]); err != nil {
+			return err
+		}
+		if enc = enc[fit:]; len(enc) == 0 {
+			break
+		}
+		if err := l.rotate(); err != nil {
+			return err
+		}
 	}
-	return l.flush(l.enc[start:])
+	return l.flush(enc)
 }
 
 func (l *Log) flush(p []byte) error {
