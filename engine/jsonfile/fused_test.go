@@ -157,8 +157,9 @@ func FuzzOnePassEncodingIsTheTwoPassEncoding(f *testing.F) {
 		// Repeated to reach lines past MaxLine, which the fuzzer's own
 		// inputs seldom do.
 		data := bytes.Repeat(s, 1+int(repeat)%(3*MaxLine/max(1, len(s))+1))
+		// At most 64 reads: each copies what is held, up to MaxLine.
 		var reads []int
-		for n, step := len(data), 1+int(read); n > 0; n -= min(n, step) {
+		for n, step := len(data), max(1+int(read), len(data)/64); n > 0; n -= min(n, step) {
 			reads = append(reads, min(n, step))
 		}
 		copyBothWays(t, data, append(reads, 0))
@@ -233,10 +234,10 @@ func TestRotationCutsBetweenTheLinesTheLineByLineRuleCut(t *testing.T) {
 	}
 }
 
-// benchLines is a read buffer of 100-byte lines, as `yes` of 99 bytes
-// writes them.
+// benchLines is 256 KiB of 100-byte lines, as `yes` of 99 bytes writes
+// them.
 func benchLines() []byte {
-	return bytes.Repeat(append(bytes.Repeat([]byte("x"), 99), '\n'), readSize/100)
+	return bytes.Repeat(append(bytes.Repeat([]byte("x"), 99), '\n'), (256<<10)/100)
 }
 
 // The logging binary's own work for one read buffer: split it into entries
