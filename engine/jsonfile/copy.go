@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -74,6 +75,14 @@ func CopyStream(w *Log, stream string, r io.Reader) error {
 		held = copy(buf, rest)
 		if err == nil && n > 0 && n < len(buf)/4 {
 			time.Sleep(batchWait)
+		} else {
+			// A goroutine in full flow never blocks (reads of a full
+			// pipe return at once): yielding once a batch keeps the
+			// runtime from preempting it with a signal every 10 ms,
+			// after each of which its monitor thread polls every
+			// 20 µs again (perf: the monitor's share of the logging
+			// binary's CPU, 6.7% → 2.7%).
+			runtime.Gosched()
 		}
 		switch {
 		case err == nil || waited:
