@@ -109,34 +109,50 @@ func appendLines(dst, p, glue []byte) []byte {
 	dst = growTo(dst, len(dst)+len(p)+len(p)/2+len(glue))
 	dst = append(dst, entryOpen...)
 	// '"' and '\\' are found with IndexByte (vector instructions), which
-	// leaves the scan only the range check.
+	// leaves the scan only the range check; but in an entry where they
+	// come every few bytes (JSON logged as text), the scan looks for them
+	// too (dense), as calls of IndexByte would cost more than they save.
 	quote, backslash := nextByte(p, 0, '"'), nextByte(p, 0, '\\')
+	dense := false
 	start := 0 // of the current entry
 	for i := 0; ; {
 		end := min(len(p), start+MaxLine) // of the current entry, at most
-		n := i + plainRun(p[i:min(end, quote, backslash)])
-		dst = append(dst, p[i:n]...)
-		if i = n; i == end {
+		if dense {
+			dst, i = appendDense(dst, p[:end], i)
+		} else {
+			n := i + plainRun(p[i:min(end, quote, backslash)])
+			dst = append(dst, p[i:n]...)
+			i = n
+		}
+		if i == end {
 			if i == len(p) {
 				break
 			}
 			dst = append(dst, glue[2:]...) // MaxLine bytes: a partial entry
-			start = i
+			start, dense = i, false
+			quote, backslash = nextAfter(p, i, quote, '"'), nextAfter(p, i, backslash, '\\')
 			continue
 		}
 		switch c := p[i]; {
 		case c == '\n':
 			dst = append(dst, glue...)
 			i++
-			start = i
+			start, dense = i, false
+			quote, backslash = nextAfter(p, i, quote, '"'), nextAfter(p, i, backslash, '\\')
 		case c == '"':
 			dst = append(dst, '\\', '"')
 			i++
-			quote = nextByte(p, i, '"')
+			if !dense {
+				quote = nextByte(p, i, '"')
+				dense = quote-i < denseGap
+			}
 		case c == '\\':
 			dst = append(dst, '\\', '\\')
 			i++
-			backslash = nextByte(p, i, '\\')
+			if !dense {
+				backslash = nextByte(p, i, '\\')
+				dense = backslash-i < denseGap
+			}
 		case c >= utf8.RuneSelf:
 			r, size := utf8.DecodeRune(p[i:end])
 			if r == utf8.RuneError && size == 1 {
@@ -183,6 +199,36 @@ func growTo(dst []byte, n int) []byte {
 		return dst
 	}
 	return append(dst[:cap(dst)], make([]byte, n-cap(dst))...)[:len(dst)]
+}
+
+// appendDense appends the bytes of s from i on that are plain or escaped
+// with a backslash ('"', '\\') a byte at a time: between quotes a few bytes
+// apart, that costs less than scanning words. It stops at any other byte.
+func appendDense(dst, s []byte, i int) ([]byte, int) {
+	for ; i < len(s); i++ {
+		switch c := s[i]; {
+		case plainJSON[c]:
+			dst = append(dst, c)
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		default:
+			return dst, i
+		}
+	}
+	return dst, i
+}
+
+// denseGap is the distance between quotes (or backslashes) below which
+// appendLines looks for them with the scan rather than IndexByte.
+const denseGap = 32
+
+// nextAfter is next, the index of a c in p, if it is at i or after, else
+// the index of the next c from i on. Each part of p is searched once.
+func nextAfter(p []byte, i, next int, c byte) int {
+	if next >= i {
+		return next
+	}
+	return nextByte(p, i, c)
 }
 
 // nextByte is the index of the first c in p from i on, or len(p).

@@ -120,6 +120,8 @@ func randomReads(r *rand.Rand, size int) []int {
 }
 
 func TestOnePassEncodingIsTheTwoPassEncodingOfTheSameReads(t *testing.T) {
+	js := jsonLines() // quotes every few bytes
+	copyBothWays(t, js, []int{len(js) / 3, len(js) - len(js)/3, 0})
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 300 {
 		data := randomLog(r, r.IntN(100<<10))
@@ -137,7 +139,7 @@ func TestOnePassEncodingAtEveryLengthAndPosition(t *testing.T) {
 		}
 	}
 	for _, n := range lengths {
-		for _, mark := range []string{"", "\n", "\"", "\x01", "\xff", "é", "€", "😀"} {
+		for _, mark := range []string{"", "\n", "\"", "\x01", "\xff", "é", "€", "😀", `{"a":"\"b\\",` + "\xc3\"\n\"\\"} {
 			for pos := max(0, n-12); pos <= n; pos++ {
 				line := bytes.Repeat([]byte("x"), n)
 				line = append(line[:pos], append([]byte(mark), line[pos:]...)...)
@@ -153,6 +155,7 @@ func FuzzOnePassEncodingIsTheTwoPassEncoding(f *testing.F) {
 	f.Add([]byte("plain ascii text of a typical log line\n"), uint16(0), uint16(7))
 	f.Add([]byte("\"quoted\"\n\\ back\x01slash \xff\xfe é €\n\n"), uint16(3), uint16(0))
 	f.Add([]byte("a line without its end, repeated past MaxLine: é"), uint16(400), uint16(1000))
+	f.Add([]byte(`{"level":"info","msg":"a \"quoted\" word","path":"C:\\tmp"}`+"\n"), uint16(20), uint16(300))
 	f.Fuzz(func(t *testing.T, s []byte, repeat, read uint16) {
 		// Repeated to reach lines past MaxLine, which the fuzzer's own
 		// inputs seldom do.
@@ -277,6 +280,39 @@ func BenchmarkLogWriteReadBufferOf100ByteLines(b *testing.B) {
 // each line, then appendLineStamp's scan and copy.
 func BenchmarkTwoPassEncodeReadBufferOf100ByteLines(b *testing.B) {
 	buf := benchLines()
+	var enc []byte
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		entries, _ := twoPassSplit(buf)
+		enc = enc[:0]
+		for _, e := range entries {
+			enc = appendLineStamp(enc, "stdout", e, testStamp)
+		}
+	}
+}
+
+// jsonLines is 256 KiB of lines that are JSON themselves, as many services
+// log: a quote every few bytes.
+func jsonLines() []byte {
+	line := `{"level":"info","ts":"2026-11-24T08:00:00.123Z","msg":"request served","status":200,"path":"/api/items/42"}` + "\n"
+	return bytes.Repeat([]byte(line), (256<<10)/len(line))
+}
+
+func BenchmarkEncodeReadBufferOfJSONLines(b *testing.B) {
+	buf := jsonLines()
+	glue := entryGlue(nil, "stdout", testStamp)
+	var batch Batch
+	var enc []byte
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		batch.Split("stdout", buf)
+		enc = batch.appendEncoded(enc[:0], glue, testStamp)
+		batch.reset()
+	}
+}
+
+func BenchmarkTwoPassEncodeReadBufferOfJSONLines(b *testing.B) {
+	buf := jsonLines()
 	var enc []byte
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
