@@ -20,6 +20,12 @@ const MaxLine = 16 << 10
 // write per batch, not per write(2) it makes.
 const batchWait = time.Millisecond
 
+// shortRead is the size below which a read is short (and the logger waits
+// batchWait): a default pipe's capacity, so that a reader of a pipe or FIFO
+// left at that size never waits after finding it full, which would stop the
+// writer.
+const shortRead = 64 << 10
+
 // partialWait is how long an unterminated line waits for its end before it
 // is written as it is: the 1.6 shim holds the pipes open until the task is
 // deleted, so waiting for EOF would hold back a prompt, or the last words of
@@ -73,7 +79,7 @@ func CopyStream(w *Log, stream string, r io.Reader) error {
 			firstErr = werr
 		}
 		held = copy(buf, rest)
-		if err == nil && n > 0 && n < len(buf)/4 {
+		if err == nil && n > 0 && n < shortRead {
 			time.Sleep(batchWait)
 		} else {
 			// A goroutine in full flow never blocks (reads of a full

@@ -323,3 +323,29 @@ func BenchmarkTwoPassEncodeReadBufferOfJSONLines(b *testing.B) {
 		}
 	}
 }
+
+// A pipe (or FIFO) left at the default 64 KiB is read full at each read
+// when its writer is in full flow; waiting batchWait after such a read
+// would stop the writer each time (at least 512 ms for these 32 MiB, as
+// the wait is at least 1 ms a read). It takes some 40 ms.
+func TestAWriterInFullFlowIsNotStoppedByADefaultSizePipe(t *testing.T) {
+	w, err := Open(Config{Path: os.DevNull, MaxFiles: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	data := bytes.Repeat(append(bytes.Repeat([]byte("x"), 99), '\n'), 320<<10) // 32 MiB
+	go func() { pw.Write(data); pw.Close() }()
+	start := time.Now()
+	if err := CopyStream(w, "stdout", Pipe(pr.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 400*time.Millisecond {
+		t.Fatalf("32 MiB through a 64 KiB pipe took %v: the logger waits after full reads", took)
+	}
+}
