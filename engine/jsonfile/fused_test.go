@@ -245,8 +245,9 @@ func benchLines() []byte {
 
 // The logging binary's own work for one read buffer: split it into entries
 // and encode them.
-func BenchmarkEncodeReadBufferOf100ByteLines(b *testing.B) {
-	buf := benchLines()
+func BenchmarkEncodeReadBufferOf100ByteLines(b *testing.B) { benchmarkEncode(b, benchLines()) }
+
+func benchmarkEncode(b *testing.B, buf []byte) {
 	glue := entryGlue(nil, "stdout", testStamp)
 	var batch Batch
 	var enc []byte
@@ -279,7 +280,10 @@ func BenchmarkLogWriteReadBufferOf100ByteLines(b *testing.B) {
 // The same work as the former encoder did it, for comparison: IndexByte for
 // each line, then appendLineStamp's scan and copy.
 func BenchmarkTwoPassEncodeReadBufferOf100ByteLines(b *testing.B) {
-	buf := benchLines()
+	benchmarkTwoPassEncode(b, benchLines())
+}
+
+func benchmarkTwoPassEncode(b *testing.B, buf []byte) {
 	var enc []byte
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
@@ -298,30 +302,10 @@ func jsonLines() []byte {
 	return bytes.Repeat([]byte(line), (256<<10)/len(line))
 }
 
-func BenchmarkEncodeReadBufferOfJSONLines(b *testing.B) {
-	buf := jsonLines()
-	glue := entryGlue(nil, "stdout", testStamp)
-	var batch Batch
-	var enc []byte
-	b.SetBytes(int64(len(buf)))
-	for b.Loop() {
-		batch.Split("stdout", buf)
-		enc = batch.appendEncoded(enc[:0], glue, testStamp)
-		batch.reset()
-	}
-}
+func BenchmarkEncodeReadBufferOfJSONLines(b *testing.B) { benchmarkEncode(b, jsonLines()) }
 
 func BenchmarkTwoPassEncodeReadBufferOfJSONLines(b *testing.B) {
-	buf := jsonLines()
-	var enc []byte
-	b.SetBytes(int64(len(buf)))
-	for b.Loop() {
-		entries, _ := twoPassSplit(buf)
-		enc = enc[:0]
-		for _, e := range entries {
-			enc = appendLineStamp(enc, "stdout", e, testStamp)
-		}
-	}
+	benchmarkTwoPassEncode(b, jsonLines())
 }
 
 // A pipe (or FIFO) left at the default 64 KiB is read full at each read
