@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -55,7 +56,8 @@ func writeQueryFiles(dir string, names []benchName) (map[string]string, error) {
 // row is one server × workload.
 type row struct {
 	server, workload string
-	qps              float64         // peak
+	qps              float64         // peak: the median run's
+	peaks            []float64       // each peak run's, sorted
 	serverCPU        float64         // the server's CPU use at the peak, in CPUs (1 = one whole CPU)
 	clientCPU        float64         // dnsperf's, the same way
 	lost             float64         // share of queries lost at the peak
@@ -67,26 +69,30 @@ type row struct {
 	rssKB            int // VmRSS after the runs; 0 when unknown
 }
 
-// measure finds the peak rate with dnsperf, then the latency distribution
-// at half of it from dnsperf's per-query report (-v).
+// measure finds the peak rate with dnsperf (the median of peakRuns runs),
+// then the latency distribution at half of it from dnsperf's per-query
+// report (-v).
 func measure(ctx context.Context, cfg config, s *server, workload, file string) (row, error) {
 	r := row{server: s.name, workload: workload}
 	common := []string{"-c", strconv.Itoa(cfg.clients), "-T", strconv.Itoa(cfg.threads), "-q", strconv.Itoa(cfg.outstanding)}
-	before, wall := cpuTicks(s.pid), time.Now()
-	out, clientCPU, err := dnsperf(ctx, cfg, s.addr, file, cfg.peakFor, common...)
-	if err != nil {
-		return r, err
+	var peaks []row
+	for range peakRuns {
+		p, err := peakRun(ctx, cfg, s, file, common)
+		if err != nil {
+			return r, err
+		}
+		peaks = append(peaks, p)
 	}
-	if after := cpuTicks(s.pid); before >= 0 && after >= before {
-		r.serverCPU = float64(after-before) / clockTicks / time.Since(wall).Seconds()
+	slices.SortFunc(peaks, func(a, b row) int { return cmp.Compare(a.qps, b.qps) })
+	peak := peaks[len(peaks)/2]
+	r.qps, r.lost, r.rcodes, r.serverCPU, r.clientCPU = peak.qps, peak.lost, peak.rcodes, peak.serverCPU, peak.clientCPU
+	for _, p := range peaks {
+		r.peaks = append(r.peaks, p.qps)
 	}
-	r.clientCPU = clientCPU
-	if r.qps, r.lost, err = parseSummary(out); err != nil {
-		return r, err
-	}
-	r.rcodes = parseRcodes(out)
 	r.halfQPS = r.qps / 2
 	var p50s []time.Duration
+	var out string
+	var err error
 	for range cfg.halfRuns {
 		out, _, err = dnsperf(ctx, cfg, s.addr, file, cfg.halfFor, append(common, "-Q", strconv.Itoa(max(1, int(r.halfQPS))), "-v")...)
 		if err != nil {
@@ -106,6 +112,31 @@ func measure(ctx context.Context, cfg config, s *server, workload, file string) 
 	slices.Sort(r.p99s)
 	r.p50, r.p99 = p50s[len(p50s)/2], r.p99s[len(r.p99s)/2]
 	r.rssKB = vmRSS(s.pid)
+	return r, nil
+}
+
+// peakRuns is how many peak runs each server and workload gets: a single
+// run's rate moved by a fifth between runs on a quiet 2-CPU host, the
+// median of three by much less.
+const peakRuns = 3
+
+// peakRun is one unlimited-rate run: its rate, losses, rcodes and each
+// side's CPU.
+func peakRun(ctx context.Context, cfg config, s *server, file string, common []string) (row, error) {
+	var r row
+	before, wall := cpuTicks(s.pid), time.Now()
+	out, clientCPU, err := dnsperf(ctx, cfg, s.addr, file, cfg.peakFor, common...)
+	if err != nil {
+		return r, err
+	}
+	if after := cpuTicks(s.pid); before >= 0 && after >= before {
+		r.serverCPU = float64(after-before) / clockTicks / time.Since(wall).Seconds()
+	}
+	r.clientCPU = clientCPU
+	if r.qps, r.lost, err = parseSummary(out); err != nil {
+		return r, err
+	}
+	r.rcodes = parseRcodes(out)
 	return r, nil
 }
 
@@ -321,8 +352,8 @@ func propagation(ctx context.Context, cl *cleanup, names []benchName) ([2]time.D
 }
 
 func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *daemonFigures) {
-	fmt.Fprintf(w, "\nDNS: dnsperf -c %d -T %d -q %d, %d local names, peak over %s, latency at half the peak over %d×%s\n",
-		cfg.clients, cfg.threads, cfg.outstanding, cfg.names, cfg.peakFor, cfg.halfRuns, cfg.halfFor)
+	fmt.Fprintf(w, "\nDNS: dnsperf -c %d -T %d -q %d, %d local names, peak: the median of %d runs of %s, latency at half the peak over %d×%s\n",
+		cfg.clients, cfg.threads, cfg.outstanding, cfg.names, peakRuns, cfg.peakFor, cfg.halfRuns, cfg.halfFor)
 	fmt.Fprintf(w, "CPUs: %s\n", cfg.placement())
 	fmt.Fprintf(w, "%-14s %-10s %10s %6s %5s %5s %6s %10s %9s %9s %-19s %9s %8s  %s\n",
 		"server", "workload", "peak q/s", "lost%", "srv", "cli", "µs/q", "half q/s", "p50", "p99", "(p99 of each run)", "max", "RSS MB", "rcodes at peak")
@@ -344,6 +375,18 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 			"("+strings.Join(runs, " ")+")", us(r.max), rss, r.rcodes)
 	}
 	fmt.Fprintf(w, "stack netdns / aardvark-dns, peak q/s:%s\n", ratios(rows))
+	fmt.Fprint(w, "peak q/s of each run:")
+	for i, r := range rows {
+		var runs []string
+		for _, q := range r.peaks {
+			runs = append(runs, fmt.Sprintf("%.0f", q))
+		}
+		sep := ";"
+		if i == len(rows)-1 {
+			sep = "\n"
+		}
+		fmt.Fprintf(w, " %s %s %s%s", r.server, r.workload, strings.Join(runs, " "), sep)
+	}
 	fmt.Fprintf(w, "stack netdns: a new name is answered %s after the table swap (median of 20; worst %s)\n", us(prop[0]), us(prop[1]))
 	fmt.Fprintln(w, "RSS MB: VmRSS of each server's own process after its runs (stack netdns alone, not the whole daemon).")
 	switch {
