@@ -43,32 +43,37 @@ func appendJSONString(dst, s []byte) []byte {
 		if i = j; i == len(s) {
 			break
 		}
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRune(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				dst = append(dst, `\ufffd`...)
-			} else {
-				dst = append(dst, s[i:i+size]...)
-			}
-			i += size
-			continue
-		}
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
+		dst, i = appendEscaped(dst, s, i)
 	}
 	return append(dst, '"')
+}
+
+// appendEscaped appends s[i], a byte a JSON string cannot hold as it is (a
+// quote, a backslash, a control byte), escaped, or the non-ASCII rune that
+// starts there, and returns the index after it. Invalid UTF-8 becomes
+// U+FFFD, as does a rune cut by the end of s.
+func appendEscaped(dst, s []byte, i int) ([]byte, int) {
+	c := s[i]
+	if c >= utf8.RuneSelf {
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return append(dst, `\ufffd`...), i + 1
+		}
+		return append(dst, s[i:i+size]...), i + size
+	}
+	switch c {
+	case '"', '\\':
+		dst = append(dst, '\\', c)
+	case '\n':
+		dst = append(dst, '\\', 'n')
+	case '\r':
+		dst = append(dst, '\\', 'r')
+	case '\t':
+		dst = append(dst, '\\', 't')
+	default:
+		dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return dst, i + 1
 }
 
 // plainPrefix is the end of the run of plain bytes in s that starts at i.
@@ -133,43 +138,22 @@ func appendLines(dst, p, glue []byte) []byte {
 			quote, backslash = nextAfter(p, i, quote, '"'), nextAfter(p, i, backslash, '\\')
 			continue
 		}
-		switch c := p[i]; {
-		case c == '\n':
+		if c := p[i]; c == '\n' {
 			dst = append(dst, glue...)
 			i++
 			start, dense = i, false
 			quote, backslash = nextAfter(p, i, quote, '"'), nextAfter(p, i, backslash, '\\')
-		case c == '"':
-			dst = append(dst, '\\', '"')
-			i++
-			if !dense {
-				quote = nextByte(p, i, '"')
-				dense = quote-i < denseGap
+		} else {
+			dst, i = appendEscaped(dst, p[:end], i)
+			if (c == '"' || c == '\\') && !dense {
+				next := nextByte(p, i, c)
+				if c == '"' {
+					quote = next
+				} else {
+					backslash = next
+				}
+				dense = next-i < denseGap
 			}
-		case c == '\\':
-			dst = append(dst, '\\', '\\')
-			i++
-			if !dense {
-				backslash = nextByte(p, i, '\\')
-				dense = backslash-i < denseGap
-			}
-		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRune(p[i:end])
-			if r == utf8.RuneError && size == 1 {
-				dst = append(dst, `\ufffd`...)
-			} else {
-				dst = append(dst, p[i:i+size]...)
-			}
-			i += size
-		case c == '\r':
-			dst = append(dst, '\\', 'r')
-			i++
-		case c == '\t':
-			dst = append(dst, '\\', 't')
-			i++
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			i++
 		}
 	}
 	if start == len(p) { // ended by a newline: no next entry
