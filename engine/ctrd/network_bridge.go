@@ -176,8 +176,7 @@ func pruneIsolation(ctx context.Context) {
 // not there, and with another status for anything else.
 func deleteRule(ctx context.Context, rule ...string) error {
 	for {
-		args := append([]string{"-w", "-D"}, rule...)
-		out, err := exec.CommandContext(ctx, "iptables", args...).CombinedOutput()
+		err := iptables(ctx, append([]string{"-D"}, rule...)...)
 		var exit *exec.ExitError
 		switch {
 		case err == nil:
@@ -185,7 +184,7 @@ func deleteRule(ctx context.Context, rule ...string) error {
 		case errors.As(err, &exit) && exit.ExitCode() == 1:
 			return nil
 		default:
-			return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+			return err
 		}
 	}
 }
@@ -258,7 +257,7 @@ func iptables(ctx context.Context, args ...string) error {
 func run(ctx context.Context, name string, args ...string) error {
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return nil
 }
