@@ -73,28 +73,25 @@ type row struct {
 // then the latency distribution at half of it from dnsperf's per-query
 // report (-v).
 func measure(ctx context.Context, cfg config, s *server, workload, file string) (row, error) {
-	r := row{server: s.name, workload: workload}
 	common := []string{"-c", strconv.Itoa(cfg.clients), "-T", strconv.Itoa(cfg.threads), "-q", strconv.Itoa(cfg.outstanding)}
 	var peaks []row
 	for range peakRuns {
 		p, err := peakRun(ctx, cfg, s, file, common)
 		if err != nil {
-			return r, err
+			return row{}, err
 		}
 		peaks = append(peaks, p)
 	}
 	slices.SortFunc(peaks, func(a, b row) int { return cmp.Compare(a.qps, b.qps) })
-	peak := peaks[len(peaks)/2]
-	r.qps, r.lost, r.rcodes, r.serverCPU, r.clientCPU = peak.qps, peak.lost, peak.rcodes, peak.serverCPU, peak.clientCPU
+	r := peaks[len(peaks)/2]
+	r.server, r.workload = s.name, workload
 	for _, p := range peaks {
 		r.peaks = append(r.peaks, p.qps)
 	}
 	r.halfQPS = r.qps / 2
 	var p50s []time.Duration
-	var out string
-	var err error
 	for range cfg.halfRuns {
-		out, _, err = dnsperf(ctx, cfg, s.addr, file, cfg.halfFor, append(common, "-Q", strconv.Itoa(max(1, int(r.halfQPS))), "-v")...)
+		out, _, err := dnsperf(ctx, cfg, s.addr, file, cfg.halfFor, append(common, "-Q", strconv.Itoa(max(1, int(r.halfQPS))), "-v")...)
 		if err != nil {
 			return r, err
 		}
@@ -152,7 +149,7 @@ func dnsperf(ctx context.Context, cfg config, addr netip.Addr, file string, d ti
 	// run: with -v dnsperf writes a line per query, and a reader woken for
 	// every few kilobytes competes with the server and with dnsperf's own
 	// receiving thread, which then stamps replies late.
-	report, err := os.CreateTemp("", "dnsperf-*.out")
+	report, err := os.CreateTemp(cfg.dir, "dnsperf-*.out")
 	if err != nil {
 		return "", 0, err
 	}
@@ -165,10 +162,7 @@ func dnsperf(ctx context.Context, cfg config, addr netip.Addr, file string, d ti
 	elapsed := time.Since(start)
 	outBytes, readErr := os.ReadFile(report.Name())
 	out := string(outBytes)
-	if err == nil {
-		err = readErr
-	}
-	if err != nil {
+	if err := cmp.Or(err, readErr); err != nil {
 		return "", 0, fmt.Errorf("%s: %w: %s", strings.Join(all, " "), err, tail(out))
 	}
 	st := cmd.ProcessState
