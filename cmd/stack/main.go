@@ -15,8 +15,10 @@ import (
 func main() {
 	quietGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startProfile()
 	err := newRootCommand(os.Stdin, os.Stdout, os.Stderr).ExecuteContext(ctx)
 	stop()
+	stopProfile()
 	if err != nil {
 		var exit exitError
 		if errors.As(err, &exit) {
