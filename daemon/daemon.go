@@ -18,7 +18,9 @@ import (
 
 // Source is what the daemon needs from the engine: one observation of every
 // project, and a stream of change notifications (engine/ctrd.Client has
-// both). Events blocks until ctx is done or the stream breaks.
+// both). Events blocks until ctx is done or the stream breaks. A Source
+// that is also a ContainerObserver has a container's event reach the
+// answers without waiting for a full refresh.
 type Source interface {
 	Observe(ctx context.Context, project string) (engine.State, error)
 	Events(ctx context.Context, fn func(engine.Event)) error
@@ -126,6 +128,17 @@ type Daemon struct {
 	resolv    netdns.ResolvConf
 	resolvErr string
 
+	// observer is the Source as a ContainerObserver, nil if it is not one.
+	observer  ContainerObserver
+	patchPoke chan struct{} // a container waits for its own observation; capacity 1
+	pmu       sync.Mutex
+	// pendingIDs are the containers to observe alone, each with its
+	// earliest event not yet in the answers.
+	pendingIDs map[string]time.Time
+	// pub orders the table's publications: the refresh's and the patches'.
+	pub     sync.Mutex
+	answers answers // guarded by pub
+
 	health   healthRunners  // owned by the refresh loop
 	restarts restartRunners // owned by the refresh loop
 	// restartStatus is the restarts' copy for status.
@@ -141,14 +154,18 @@ type listenState struct {
 // New returns a Daemon that serves nothing until Run.
 func New(cfg Config) *Daemon {
 	cfg = cfg.withDefaults()
+	observer, _ := cfg.Source.(ContainerObserver)
 	return &Daemon{
-		cfg:       cfg,
-		dns:       netdns.New(netdns.Config{TTL: cfg.TTL, Upstreams: cfg.Upstreams, Logger: cfg.Logger}),
-		log:       cfg.Logger,
-		since:     time.Now(),
-		poke:      make(chan struct{}, 1),
-		requests:  make(chan refreshRequest),
-		listeners: map[string]listenState{},
+		observer:   observer,
+		patchPoke:  make(chan struct{}, 1),
+		pendingIDs: map[string]time.Time{},
+		cfg:        cfg,
+		dns:        netdns.New(netdns.Config{TTL: cfg.TTL, Upstreams: cfg.Upstreams, Logger: cfg.Logger}),
+		log:        cfg.Logger,
+		since:      time.Now(),
+		poke:       make(chan struct{}, 1),
+		requests:   make(chan refreshRequest),
+		listeners:  map[string]listenState{},
 	}
 }
 
@@ -169,6 +186,9 @@ func (d *Daemon) Run(ctx context.Context, api net.Listener) error {
 	defer d.stopHealth()
 	defer d.stopRestarts()
 	wg.Go(func() { d.follow(ctx) })
+	if d.observer != nil {
+		wg.Go(func() { d.patchLoop(ctx) })
+	}
 	gone := make(chan struct{})
 	wg.Go(func() { d.watch(ctx, watchEvery, gone) })
 	if len(d.cfg.Upstreams) == 0 {
@@ -316,6 +336,9 @@ func (d *Daemon) follow(ctx context.Context) {
 }
 
 // onEvent notes that something changed. It never blocks the event stream.
+// A container's event is also queued for that container's own observation,
+// which then shows it in the answers (and measures its latency); the full
+// refresh still follows, for everything else the daemon keeps.
 func (d *Daemon) onEvent(ev engine.Event) {
 	d.mu.Lock()
 	d.eventsErr = ""
@@ -323,6 +346,10 @@ func (d *Daemon) onEvent(ev engine.Event) {
 	at := ev.Time
 	if at.IsZero() || at.After(time.Now()) {
 		at = time.Now()
+	}
+	if d.queuePatch(ev, at) {
+		d.pokeRefresh()
+		return
 	}
 	d.changed(at)
 }
@@ -335,14 +362,20 @@ func (d *Daemon) changed(at time.Time) {
 		d.pending = at
 	}
 	d.mu.Unlock()
+	d.pokeRefresh()
+}
+
+// pokeRefresh asks the loop for a refresh, without an event to measure.
+func (d *Daemon) pokeRefresh() {
 	select {
 	case d.poke <- struct{}{}:
 	default:
 	}
 }
 
-// refresh observes every project, swaps the new table in and brings the
-// listeners and upstreams in line. A failed observation keeps serving the
+// refresh observes every project, swaps the new table in (with the patches
+// observed since the refresh started) and brings the listeners and
+// upstreams in line. A failed observation keeps serving the
 // previous answers.
 func (d *Daemon) refresh(ctx context.Context) {
 	start := time.Now()
@@ -358,11 +391,7 @@ func (d *Daemon) refresh(ctx context.Context) {
 		d.log.Warn("daemon: observe failed; still serving the previous answers", "err", err)
 		return
 	}
-	eps := Endpoints(st)
-	d.dns.SetTable(netdns.NewTable(eps))
-	d.mu.Lock()
-	d.state, d.endpoints = st, eps
-	d.mu.Unlock()
+	d.publishBase(st, start)
 	d.syncListeners(Listeners(st, uint16(d.cfg.DNSPort)))
 	d.applyUpstreams()
 	d.syncHealth(ctx, st)

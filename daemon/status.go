@@ -62,10 +62,14 @@ type UpstreamStatus struct {
 
 // RefreshStats say how the answers follow the engine.
 type RefreshStats struct {
-	Count        uint64        `json:"count"`
+	Count uint64 `json:"count"`
+	// Patches counts the publications of containers observed alone, after
+	// their own event, between refreshes.
+	Patches      uint64        `json:"patches"`
 	Last         time.Time     `json:"last"`
 	LastDuration time.Duration `json:"lastDuration"` // one Observe plus the swap
-	// LastEventLatency is from the engine's event to the answers showing it.
+	// LastEventLatency is from the engine's event to the answers showing it,
+	// by a patch or a full refresh, whichever showed it.
 	LastEventLatency time.Duration `json:"lastEventLatency"`
 	MaxEventLatency  time.Duration `json:"maxEventLatency"`
 	LastError        string        `json:"lastError,omitempty"`

@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 
 	"github.com/stackdev/stack/engine"
@@ -62,6 +63,49 @@ func (c *Client) Observe(ctx context.Context, project string) (engine.State, err
 	st.Containers = c.withTasks(decoded, procs)
 	st.Images = images
 	return st, nil
+}
+
+// ObserveContainer observes one container alone, as Observe would show it
+// in its State: one container Get and one task Get (one shim asked, not
+// every one), so its cost does not grow with the number of containers. A
+// container that is gone, or is not a stack container, is an error that
+// errdefs.IsNotFound recognises.
+func (c *Client) ObserveContainer(ctx context.Context, id string) (engine.Container, error) {
+	var (
+		proc    *task.Process
+		taskErr error
+		done    = make(chan struct{})
+	)
+	go func() { // the shim's answer is most of the time: ask it meanwhile
+		defer close(done)
+		proc, taskErr = c.taskOf(ctx, id)
+	}()
+	info, err := c.ctr.ContainerService().Get(ctx, id)
+	<-done
+	if err != nil {
+		return engine.Container{}, fmt.Errorf("observe container %s: %w", id, err)
+	}
+	if taskErr != nil {
+		return engine.Container{}, taskErr
+	}
+	d := c.decodeContainer(info)
+	if d.ctr.Name == "" {
+		return engine.Container{}, fmt.Errorf("observe container %s: not a stack container: %w", id, errdefs.ErrNotFound)
+	}
+	out := c.withTasks([]decodedContainer{d}, map[string]*task.Process{id: proc})
+	return out[0], nil
+}
+
+// taskOf is the container's task, nil when it has none.
+func (c *Client) taskOf(ctx context.Context, id string) (*task.Process, error) {
+	resp, err := c.ctr.TaskService().Get(ctx, &tasks.GetRequest{ContainerID: id})
+	if err != nil {
+		if err = errgrpc.ToNative(err); errdefs.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("observe container %s: get task: %w", id, err)
+	}
+	return resp.Process, nil
 }
 
 // decodedContainer is a container as its record and run record tell it,
