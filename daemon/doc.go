@@ -8,6 +8,10 @@
 // once. It then follows the engine's events level-based: an event only says
 // "something changed"; a burst of them is debounced into one Observe, and
 // the new table is swapped in atomically, without restarting listeners.
+// That full refresh costs time with the number of containers (containerd
+// asks every shim), so a container's own event is also served at once by
+// observing that container alone (patch.go): the table published is always
+// the last refresh's State with the patches observed since it started.
 //
 // It runs healthchecks and enforces restart policies (restart.go): on a
 // task's exit it decides, with restart_policy.go's pure Decide, whether and
