@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/stackdev/stack/engine"
@@ -25,6 +26,10 @@ const maxPendingPatches = 256
 
 // patchTimeout bounds one container's observation (a hung shim).
 const patchTimeout = 5 * time.Second
+
+// patchWorkers observe containers at once: a slow shim does not hold the
+// others' answers back.
+const patchWorkers = 4
 
 // A patch is one container as observed alone, newer than the base for it.
 type patch struct {
@@ -82,20 +87,20 @@ func (a *answers) setBase(st engine.State, start time.Time) {
 	}
 }
 
-// add keeps the patches newer than the base; it reports whether any was.
-func (a *answers) add(ps map[string]patch) bool {
-	kept := false
-	for id, p := range ps {
-		if p.at.Before(a.baseFrom) {
-			continue // observed before the base: the base has it
-		}
-		if a.patches == nil {
-			a.patches = map[string]patch{}
-		}
-		a.patches[id] = p
-		kept = true
+// add keeps a patch newer than the base and than the container's previous
+// patch; it reports whether it did.
+func (a *answers) add(id string, p patch) bool {
+	if p.at.Before(a.baseFrom) {
+		return false // observed before the base: the base has it
 	}
-	return kept
+	if prev, ok := a.patches[id]; ok && p.at.Before(prev.at) {
+		return false
+	}
+	if a.patches == nil {
+		a.patches = map[string]patch{}
+	}
+	a.patches[id] = p
+	return true
 }
 
 // publishBase swaps in the table of a full refresh's State (with the patches
@@ -148,52 +153,65 @@ func (d *Daemon) queuePatch(ev engine.Event, at time.Time) bool {
 }
 
 // patchLoop observes each container an event named, alone and at once (no
-// debounce), and publishes the patches. It runs beside the refresh loop,
-// so that a full refresh under way never delays it.
+// debounce), and publishes it. It runs beside the refresh loop, so that a
+// full refresh under way never delays it, with a few workers, so that a
+// container whose shim is slow to answer does not hold the others back.
 func (d *Daemon) patchLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-d.patchPoke:
-		}
-		d.pmu.Lock()
-		ids := d.pendingIDs
-		d.pendingIDs = make(map[string]time.Time, len(ids))
-		d.pmu.Unlock()
-		d.patch(ctx, ids)
+	var wg sync.WaitGroup
+	for range patchWorkers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-d.patchPoke:
+				}
+				for id, event, ok := d.nextPatch(); ok; id, event, ok = d.nextPatch() {
+					d.patchOne(ctx, id, event)
+				}
+			}
+		})
 	}
+	wg.Wait()
 }
 
-// patch observes the containers (ids maps each to its earliest event) and
-// publishes what it saw. A container that cannot be observed is left to the
-// full refresh, which then measures its event's latency.
-func (d *Daemon) patch(ctx context.Context, ids map[string]time.Time) {
-	ps := make(map[string]patch, len(ids))
-	var earliest time.Time
-	for id, event := range ids {
-		p, err := d.observeOne(ctx, id)
-		if err != nil {
-			if ctx.Err() == nil {
-				d.log.Warn("daemon: cannot observe a container alone; the full refresh will", "container", id, "err", err)
-				d.changed(event)
-			}
-			continue
-		}
-		ps[id] = p
-		if earliest.IsZero() || event.Before(earliest) {
-			earliest = event
+// nextPatch takes one pending container and its earliest event; when more
+// are pending, it wakes another worker for them.
+func (d *Daemon) nextPatch() (id string, event time.Time, ok bool) {
+	d.pmu.Lock()
+	defer d.pmu.Unlock()
+	for id, event = range d.pendingIDs {
+		delete(d.pendingIDs, id)
+		ok = true
+		break
+	}
+	if len(d.pendingIDs) > 0 {
+		select {
+		case d.patchPoke <- struct{}{}:
+		default:
 		}
 	}
-	if len(ps) == 0 {
+	return id, event, ok
+}
+
+// patchOne observes one container and publishes it over the base. A
+// container that cannot be observed is left to the full refresh, which
+// then measures its event's latency.
+func (d *Daemon) patchOne(ctx context.Context, id string, event time.Time) {
+	p, err := d.observeOne(ctx, id)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("daemon: cannot observe a container alone; the full refresh will", "container", id, "err", err)
+			d.changed(event)
+		}
 		return
 	}
 	d.pub.Lock()
-	if d.answers.add(ps) {
+	if d.answers.add(id, p) {
 		d.publish(nil)
 	}
 	d.pub.Unlock()
-	d.recordPatch(earliest)
+	d.recordPatch(event)
 }
 
 func (d *Daemon) observeOne(ctx context.Context, id string) (patch, error) {

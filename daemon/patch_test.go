@@ -24,6 +24,10 @@ type observingSource struct {
 	held     chan struct{} // an Observe started while the hold was on
 	alone    int
 	aloneErr error // returned by ObserveContainer when set
+	// stuck is a container whose observation alone waits until it is
+	// closed (a shim that does not answer).
+	stuck   string
+	unstuck chan struct{}
 }
 
 func newObservingSource(st engine.State) *observingSource {
@@ -50,7 +54,11 @@ func (f *observingSource) ObserveContainer(ctx context.Context, id string) (engi
 	f.hmu.Lock()
 	f.alone++
 	err := f.aloneErr
+	stuck, unstuck := f.stuck, f.unstuck
 	f.hmu.Unlock()
+	if id == stuck {
+		<-unstuck
+	}
 	if err != nil {
 		return engine.Container{}, err
 	}
@@ -255,5 +263,22 @@ func TestABurstOfStartsIsAnsweredWithoutWaitingForTheRefresh(t *testing.T) {
 	}
 	if n := d.Status().Refresh.Count; n != 1 {
 		t.Errorf("%d refreshes done, want only the first", n)
+	}
+}
+
+func TestAContainerWhoseObservationHangsDoesNotHoldBackAnother(t *testing.T) {
+	src := newObservingSource(demoState())
+	src.stuck, src.unstuck = "demo-slow-1-id", make(chan struct{})
+	d := startDaemon(t, src, Config{Resync: time.Hour})
+	release := src.holdObserves()
+	defer release()
+	defer close(src.unstuck)
+
+	src.startContainer(running("demo-slow-1", "slow", "demo", map[string]string{"demo_default": "10.1.0.6"}))
+	waitFor(t, time.Second, func() bool { return src.observedAlone() == 1 }) // slow's observation hangs
+	src.startContainer(running("demo-db-1", "db", "demo", map[string]string{"demo_default": "10.1.0.7"}))
+	waitFor(t, time.Second, func() bool { return len(answered(d, "db")) == 1 })
+	if got := answered(d, "slow"); len(got) != 0 {
+		t.Errorf("slow answers %v before its observation ended", got)
 	}
 }
