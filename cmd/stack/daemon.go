@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -392,6 +393,68 @@ func (a *app) serveNames(ctx context.Context, desired compose.Desired) {
 	}
 }
 
+// startDaemonBeside starts the daemon beside the work that follows (the
+// plan's apply) when the project needs one and none answers yet: a host's
+// first up then serves names while its containers start, and a container
+// that resolves a peer as it starts finds it. wait joins it and prints its
+// notes; serveNames afterwards finds the daemon running.
+func (a *app) startDaemonBeside(ctx context.Context, desired compose.Desired) (wait func()) {
+	if (len(desired.Networks) == 0 && !restartsAny(desired)) || os.Getenv("STACK_DAEMON") == "off" {
+		return func() {}
+	}
+	sock := a.daemonSocket("")
+	if conn, err := net.DialTimeout("unix", sock, 200*time.Millisecond); err == nil {
+		conn.Close()
+		return func() {}
+	}
+	a.notes.start()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = a.startDaemon(ctx, sock) // a failure is serveNames' to report
+	}()
+	return func() {
+		<-done
+		for _, n := range a.notes.stop() {
+			a.daemonNote(n.level, n.msg)
+		}
+	}
+}
+
+// heldNotes keeps daemon notes while holding is on.
+type heldNotes struct {
+	mu      sync.Mutex
+	holding bool
+	held    []heldNote
+}
+
+type heldNote struct{ level, msg string }
+
+func (h *heldNotes) start() {
+	h.mu.Lock()
+	h.holding = true
+	h.mu.Unlock()
+}
+
+// hold keeps the note when holding is on, and reports whether it did.
+func (h *heldNotes) hold(level, msg string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.holding {
+		h.held = append(h.held, heldNote{level, msg})
+	}
+	return h.holding
+}
+
+// stop ends holding and returns the notes held.
+func (h *heldNotes) stop() []heldNote {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	held := h.held
+	h.holding, h.held = false, nil
+	return held
+}
+
 // restartMarker exists once a project with restart policies was brought up
 // with this state directory.
 func (a *app) restartMarker() string {
@@ -416,6 +479,9 @@ func restartsAny(desired compose.Desired) bool {
 // format: a JSON line under --progress json, nothing but warnings under
 // quiet, a plain line otherwise.
 func (a *app) daemonNote(level, msg string) {
+	if a.notes.hold(level, msg) {
+		return
+	}
 	switch a.opts.progress {
 	case "json":
 		_ = json.NewEncoder(a.stderr).Encode(map[string]string{"id": "Daemon", "level": level, "message": msg})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -91,5 +92,28 @@ func TestDaemonStatusTextGroupsNamesByAddress(t *testing.T) {
 	}
 	if strings.Contains(out, "demo-web-1.demo_default") {
 		t.Errorf("the <name>.<network> forms are said once, in the header:\n%s", out)
+	}
+}
+
+func TestDaemonNotesWhileItStartsBesideAnApplyComeAfterTheProgress(t *testing.T) {
+	var stderr strings.Builder
+	a := &app{stderr: &stderr}
+	a.notes.start()
+	a.daemonNote("info", "stack daemon was not running: started it")
+	a.daemonNote("warning", "service names will not resolve: boom")
+	if stderr.Len() != 0 {
+		t.Fatalf("notes printed while held (they would break the progress lines): %q", stderr.String())
+	}
+	fmt.Fprintln(&stderr, " Container demo-web-1  Started")
+	for _, n := range a.notes.stop() {
+		a.daemonNote(n.level, n.msg)
+	}
+	want := " Container demo-web-1  Started\nstack daemon was not running: started it\nWARN service names will not resolve: boom\n"
+	if stderr.String() != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), want)
+	}
+	a.daemonNote("info", "after")
+	if !strings.HasSuffix(stderr.String(), "after\n") {
+		t.Errorf("a note after the hold ended is not printed at once: %q", stderr.String())
 	}
 }

@@ -40,6 +40,9 @@ type app struct {
 	stderr io.Writer
 	// isDaemon is set by `stack daemon`, which must not revive itself.
 	isDaemon bool
+	// notes holds the daemon's notes while it starts beside an apply
+	// (startDaemonBeside), so that they do not break the progress lines.
+	notes heldNotes
 }
 
 func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {

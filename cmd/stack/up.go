@@ -208,7 +208,9 @@ func (a *app) runUp(ctx context.Context, f *upFlags, services []string) error {
 	if err := preflight(ctx, c, cv.plan); err != nil {
 		return err
 	}
+	daemonStarted := a.startDaemonBeside(ctx, desired)
 	err = a.applyWaiting(ctx, c, cv.plan, "Running", f.quietPull, a.waitHook(c, desired.Project))
+	daemonStarted()
 	a.serveNames(ctx, desired)
 	if att != nil {
 		return att.run(ctx, c, unlock, err)
