@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +201,36 @@ func TestLifecycleStopHonoursStopSignalAndGracePeriod(t *testing.T) {
 	p.mustRun("stop", "-t", "0", "stubborn")
 	if d := time.Since(t0); d > 2*time.Second {
 		t.Errorf("stop -t 0 took %v, want a kill without the 3s grace period", d)
+	}
+}
+
+// hostPIDOrphan's init leaves a child that the host's init adopts when
+// init dies, since the container shares the host's PID namespace.
+const hostPIDOrphan = `
+services:
+  orphaner:
+    image: busybox
+    pid: host
+    stop_signal: SIGKILL
+    command: ["sh", "-c", "sleep 4711 & exec sleep 3600"]
+  own:
+    image: busybox
+    stop_signal: SIGKILL
+    command: ["sh", "-c", "sleep 4712 & exec sleep 3600"]
+`
+
+func TestLifecycleStopLeavesNoProcessOfAContainerSharingTheHostPIDNamespace(t *testing.T) {
+	p := newProjectEnv(t, hostPIDOrphan)
+	p.mustRun("up", "-d")
+	running := func(marker string) bool {
+		return exec.Command("pgrep", "-f", "^sleep "+marker+"$").Run() == nil
+	}
+	waitFor(t, func() bool { return running("4711") && running("4712") })
+
+	p.mustRun("stop", "orphaner", "own")
+	for _, marker := range []string{"4711", "4712"} {
+		if running(marker) {
+			t.Errorf("sleep %s outlived its container's stop", marker)
+		}
 	}
 }
