@@ -387,6 +387,12 @@ func (d *Daemon) onEvent(ev engine.Event) {
 	if at.IsZero() || at.After(time.Now()) {
 		at = time.Now()
 	}
+	if ev.Topic == engine.TopicContainerCreate {
+		// A container without a task yet changes no answer: the (paced)
+		// full refresh shows it, and its task's start will be patched.
+		d.pokeRefresh()
+		return
+	}
 	if d.queuePatch(ev, at) {
 		d.pokeRefresh()
 		return

@@ -61,3 +61,21 @@ func TestAChangeNoPatchShowsCutsAPacedWaitShort(t *testing.T) {
 		t.Errorf("the full refresh that a change without a patch needs came %s after it, want the debounce (5ms) and the observation (30ms), not the paced wait", took)
 	}
 }
+
+func TestACreatedContainerIsLeftToTheFullRefresh(t *testing.T) {
+	src := newObservingSource(demoState())
+	d := startDaemon(t, src, Config{Debounce: 5 * time.Millisecond, Resync: time.Hour})
+	before := src.observeCount()
+	created := running("demo-db-1", "db", "demo", nil)
+	created.Status = engine.StatusCreated
+	src.update(func(st *engine.State) { st.Containers = append(st.Containers, created) })
+	src.events <- engine.Event{Time: time.Now(), Topic: engine.TopicContainerCreate, ContainerID: created.ID}
+
+	waitFor(t, time.Second, func() bool { return src.observeCount() > before })
+	if n := src.observedAlone(); n != 0 {
+		t.Errorf("a container without a task was observed alone %d times: it changes no answer", n)
+	}
+	if st := d.Status(); st.Refresh.Patches != 0 {
+		t.Errorf("%d patches for a create event", st.Refresh.Patches)
+	}
+}
