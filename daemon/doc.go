@@ -12,6 +12,9 @@
 // asks every shim), so a container's own event is also served at once by
 // observing that container alone (patch.go): the table published is always
 // the last refresh's State with the patches observed since it started.
+// While patches answer a burst (a bulk up or down), the full refreshes are
+// paced so that they take at most a tenth of the daemon's time
+// (refreshDelay); a change no patch shows waits only the debounce.
 //
 // It runs healthchecks and enforces restart policies (restart.go): on a
 // task's exit it decides, with restart_policy.go's pure Decide, whether and
