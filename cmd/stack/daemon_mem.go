@@ -32,10 +32,12 @@ import (
 // the collector runs against a memory limit that follows the live heap, so
 // that an observe's garbage goes back soon instead of staying mapped.
 const (
-	trimWait    = 100 * time.Millisecond // polls for the first table
-	trimAtMost  = 5 * time.Second        // trims then even without one
-	trimSettle  = time.Second            // the rest of the first refresh
-	gcTuneEvery = 30 * time.Second       // the limit follows the live heap
+	trimWait   = 100 * time.Millisecond // polls for the first table
+	trimAtMost = 5 * time.Second        // trims then even without one
+	trimSettle = time.Second            // without a new table: the burst is over
+	// trimBurstAtMost bounds the wait for a table that keeps changing.
+	trimBurstAtMost = 30 * time.Second
+	gcTuneEvery     = 30 * time.Second // the limit follows the live heap
 	// minMemLimit fits a live heap of a few MB and the garbage of an
 	// observe of a hundred containers without collecting over and over.
 	minMemLimit = 13 << 20
@@ -95,8 +97,11 @@ func keepDaemonSmall(ctx context.Context, dns tabler) {
 }
 
 // waitFirstTable waits until dns serves another table than the one it
-// started with (at most trimAtMost), then trimSettle more; false when ctx
-// ends first.
+// started with (at most trimAtMost), then until its table has not changed
+// for trimSettle (at most trimBurstAtMost): a daemon started by a bulk up
+// serves while the containers start, and trimming before that burst ends
+// would leave its garbage mapped (RSS 24 → 34 MB with 100 containers).
+// false when ctx ends first.
 func waitFirstTable(ctx context.Context, dns tabler) bool {
 	first := dns.Table()
 	tick := time.NewTicker(trimWait)
@@ -108,12 +113,18 @@ func waitFirstTable(ctx context.Context, dns tabler) bool {
 		case <-tick.C:
 		}
 	}
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(trimSettle):
-		return true
+	last, changed := dns.Table(), time.Now()
+	for giveUp := time.Now().Add(trimBurstAtMost); time.Since(changed) < trimSettle && time.Now().Before(giveUp); {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+		if t := dns.Table(); t != last {
+			last, changed = t, time.Now()
+		}
 	}
+	return true
 }
 
 // memLimitFor is the soft memory limit for a live heap of live bytes: the

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stackdev/stack/netdns"
 )
 
 func TestReadOnlyMappingOfTheExecutableOnly(t *testing.T) {
@@ -87,5 +91,35 @@ func TestGCWatchIsBusyWithAMarginEachWay(t *testing.T) {
 		if w.busy != s.busy || changed != s.changed {
 			t.Fatalf("step %d (%d collections at %s): busy %v changed %v, want %v %v", i, s.cycles, s.after, w.busy, changed, s.busy, s.changed)
 		}
+	}
+}
+
+// switchingTables is a DNS server whose table the test replaces.
+type switchingTables struct{ table atomic.Pointer[netdns.Table] }
+
+func (s *switchingTables) Table() *netdns.Table { return s.table.Load() }
+
+func TestTheFirstTrimWaitsUntilTheTablesStopChanging(t *testing.T) {
+	var dns switchingTables
+	dns.table.Store(netdns.NewTable(nil))
+	done := make(chan time.Time, 1)
+	go func() {
+		if waitFirstTable(context.Background(), &dns) {
+			done <- time.Now()
+		}
+	}()
+	// A bulk up: a new table every 200ms for 2s.
+	burstEnd := time.Now().Add(2 * time.Second)
+	for time.Now().Before(burstEnd) {
+		dns.table.Store(netdns.NewTable(nil))
+		time.Sleep(200 * time.Millisecond)
+	}
+	select {
+	case at := <-done:
+		if at.Before(burstEnd) {
+			t.Errorf("trimmed %s before the burst of new tables ended", burstEnd.Sub(at))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no trim within 5s of the burst's end")
 	}
 }
