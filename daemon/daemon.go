@@ -115,10 +115,6 @@ type Daemon struct {
 	// the refresh loop): a request for the state since an earlier time is
 	// answered by it.
 	refreshedFrom time.Time
-	// lastRefreshEnd and lastRefreshTook pace the next full refresh
-	// (refreshDelay); owned by the refresh loop.
-	lastRefreshEnd  time.Time
-	lastRefreshTook time.Duration
 	// listeners is owned by the refresh loop.
 	listeners map[string]listenState
 
@@ -293,14 +289,16 @@ const (
 // full refreshes. A bulk up or down of 30 containers sends about a hundred
 // events, and each full refresh asks every shim for its task (up to 37 of
 // them in a 3 s down, each also costing containerd and the shims).
+// The last refresh's end and length are those its stats recorded.
 func (d *Daemon) refreshDelay() time.Duration {
 	d.mu.Lock()
 	unpatched := !d.pending.IsZero()
+	last, took := d.stats.Last, d.stats.LastDuration
 	d.mu.Unlock()
 	if unpatched || d.observer == nil {
 		return d.cfg.Debounce
 	}
-	paced := time.Until(d.lastRefreshEnd.Add(refreshPace * d.lastRefreshTook))
+	paced := time.Until(last.Add(refreshPace * took))
 	return min(max(d.cfg.Debounce, paced), maxPacedWait)
 }
 
@@ -443,8 +441,6 @@ func (d *Daemon) refresh(ctx context.Context) {
 	d.syncHealth(ctx, st)
 	d.syncRestarts(ctx, st)
 	d.refreshedFrom = start
-	d.lastRefreshEnd = time.Now()
-	d.lastRefreshTook = d.lastRefreshEnd.Sub(start)
 	d.recordRefresh(start, event, nil)
 }
 
