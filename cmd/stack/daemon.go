@@ -380,7 +380,7 @@ func ms(d time.Duration) string {
 // ensures the daemon runs (STACK_DAEMON=off opts out). A daemon that cannot
 // start does not fail the command (the containers run); it is a warning.
 func (a *app) serveNames(ctx context.Context, desired compose.Desired) {
-	if (len(desired.Networks) == 0 && !restartsAny(desired)) || os.Getenv("STACK_DAEMON") == "off" {
+	if !daemonWanted(desired) {
 		return
 	}
 	if restartsAny(desired) {
@@ -399,12 +399,8 @@ func (a *app) serveNames(ctx context.Context, desired compose.Desired) {
 // that resolves a peer as it starts finds it. wait joins it and prints its
 // notes; serveNames afterwards finds the daemon running.
 func (a *app) startDaemonBeside(ctx context.Context, desired compose.Desired) (wait func()) {
-	if (len(desired.Networks) == 0 && !restartsAny(desired)) || os.Getenv("STACK_DAEMON") == "off" {
-		return func() {}
-	}
 	sock := a.daemonSocket("")
-	if conn, err := net.DialTimeout("unix", sock, 200*time.Millisecond); err == nil {
-		conn.Close()
+	if !daemonWanted(desired) || daemonAnswers(sock) {
 		return func() {}
 	}
 	a.notes.start()
@@ -453,6 +449,23 @@ func (h *heldNotes) stop() []heldNote {
 	held := h.held
 	h.holding, h.held = false, nil
 	return held
+}
+
+// daemonWanted: the project has names to serve (networks) or restart
+// policies to enforce, and STACK_DAEMON=off does not opt out.
+func daemonWanted(desired compose.Desired) bool {
+	return (len(desired.Networks) > 0 || restartsAny(desired)) && os.Getenv("STACK_DAEMON") != "off"
+}
+
+// daemonAnswers reports whether something accepts connections on sock: a
+// connect is the whole cost when the daemon is up.
+func daemonAnswers(sock string) bool {
+	conn, err := net.DialTimeout("unix", sock, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // restartMarker exists once a project with restart policies was brought up
@@ -519,8 +532,7 @@ func (a *app) reviveDaemon(ctx context.Context) {
 		return
 	}
 	sock := a.daemonSocket("")
-	if conn, err := net.DialTimeout("unix", sock, 200*time.Millisecond); err == nil {
-		conn.Close()
+	if daemonAnswers(sock) {
 		return
 	}
 	if err := a.startDaemon(ctx, sock); err != nil {

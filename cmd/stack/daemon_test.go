@@ -2,13 +2,17 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stackdev/stack/compose"
 	"github.com/stackdev/stack/daemon"
+	"github.com/stackdev/stack/engine"
 	"github.com/stackdev/stack/engine/ctrd"
 	"github.com/stackdev/stack/netdns"
 )
@@ -115,5 +119,46 @@ func TestDaemonNotesWhileItStartsBesideAnApplyComeAfterTheProgress(t *testing.T)
 	a.daemonNote("info", "after")
 	if !strings.HasSuffix(stderr.String(), "after\n") {
 		t.Errorf("a note after the hold ended is not printed at once: %q", stderr.String())
+	}
+}
+
+func TestTheDaemonIsWantedForNetworksOrRestartPolicies(t *testing.T) {
+	withNet := compose.Desired{Networks: []engine.NetworkSpec{{Name: "demo_default"}}}
+	always := compose.Desired{Containers: []engine.ContainerSpec{{Restart: engine.RestartPolicy{Name: "always"}}}}
+	plain := compose.Desired{Containers: []engine.ContainerSpec{{Restart: engine.RestartPolicy{Name: "no"}}}}
+	for _, tc := range []struct {
+		name    string
+		desired compose.Desired
+		off     bool
+		want    bool
+	}{
+		{"a network", withNet, false, true},
+		{"a restart policy", always, false, true},
+		{"neither", plain, false, false},
+		{"a network, STACK_DAEMON=off", withNet, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.off {
+				t.Setenv("STACK_DAEMON", "off")
+			}
+			if got := daemonWanted(tc.desired); got != tc.want {
+				t.Errorf("daemonWanted = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDaemonAnswersOnlyWhenSomethingListens(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	if daemonAnswers(sock) {
+		t.Fatal("answers on a socket nobody listens on")
+	}
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if !daemonAnswers(sock) {
+		t.Error("does not answer while a listener is there")
 	}
 }
