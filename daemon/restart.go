@@ -26,12 +26,16 @@ type restartTrack struct {
 	policy  string
 	run     time.Time // StartedAt of the run whose end was decided
 	decided bool
-	hist    History
-	seen    int // the restart count last observed
-	fails   int // restarts that failed to start, since the user's start
-	last    Decision
-	due     time.Time // when the scheduled restart runs
-	cancel  context.CancelFunc
+	// byGone: the decision was taken on the run's task being gone. If the
+	// same run then shows an exit, the task was there after all (a start
+	// observed half-way), and the exit is decided anew.
+	byGone bool
+	hist   History
+	seen   int // the restart count last observed
+	fails  int // restarts that failed to start, since the user's start
+	last   Decision
+	due    time.Time // when the scheduled restart runs
+	cancel context.CancelFunc
 }
 
 // restartRunners is owned by the refresh loop, but errs, which the restart
@@ -99,10 +103,10 @@ const (
 // then retried with the backoff, not in a tight loop.
 func (d *Daemon) decideRestart(c engine.Container, t *restartTrack, now time.Time) restartWhen {
 	exit, ended := exitOf(c, now)
-	if !ended || (t.decided && t.run.Equal(c.StartedAt)) {
+	if !ended || (t.decided && t.run.Equal(c.StartedAt) && (exit.TaskGone || !t.byGone)) {
 		return restartNever
 	}
-	t.run, t.decided = c.StartedAt, true
+	t.run, t.decided, t.byGone = c.StartedAt, true, exit.TaskGone
 	t.hist.Count = c.RestartCount + t.fails
 	t.last = Decide(c.Restart, exit, t.hist, now)
 	if !t.last.Restart {
@@ -248,6 +252,11 @@ func (d *Daemon) restart(ctx context.Context, r Restarter, c engine.Container, d
 	}
 	if started {
 		d.log.Debug("daemon: restarted", "container", c.Name)
+		// The run record gets the new start only after the task started:
+		// a run that ends at once may have been observed with the
+		// previous run's start, whose end is already decided. A refresh
+		// from now on sees the two together.
+		d.changed(time.Now())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -363,4 +364,23 @@ func TestDaemonRetriesAGoneTaskWithTheBackoff(t *testing.T) {
 	if n := src.count(c.ID); n != 3 {
 		t.Errorf("%d attempts, want 3 (the last one started it)", n)
 	}
+}
+
+// A run first observed with its task gone (a start seen half-way: the task
+// list taken before the task was created, the run record read after it
+// started) is decided again when the same run then shows its exit: the
+// on-failure container is restarted, not left for a task "lost with
+// containerd".
+func TestDaemonDecidesAnExitAfterARunWronglySeenWithItsTaskGone(t *testing.T) {
+	started := time.Now()
+	c := engine.Container{ID: "c", Name: "p-fixed-1", Status: engine.StatusCreated, StartedAt: started, Restart: policy("on-failure", 2)}
+	src := &restartSource{fakeSource: newFakeSource(engine.State{Containers: []engine.Container{c}}), restarts: map[string][]time.Time{}}
+	d := startDaemon(t, src, Config{})
+	waitFor(t, 2*time.Second, func() bool {
+		rs := d.Status().Restarts
+		return len(rs) == 1 && strings.Contains(rs[0].Last, "task is gone")
+	})
+	src.update("c", func(c *engine.Container) { c.Status = engine.StatusRunning })
+	src.exit("c", 4, false)
+	waitFor(t, 2*time.Second, func() bool { return src.count("c") == 1 })
 }

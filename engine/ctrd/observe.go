@@ -60,6 +60,9 @@ func (c *Client) Observe(ctx context.Context, project string) (engine.State, err
 	if err := cmp.Or(taskErr, imageErr, recordsErr); err != nil {
 		return engine.State{}, err
 	}
+	if err := c.recheckStartingTasks(ctx, decoded, procs); err != nil {
+		return engine.State{}, err
+	}
 	st.Containers = c.withTasks(decoded, procs)
 	st.Images = images
 	return st, nil
@@ -92,8 +95,45 @@ func (c *Client) ObserveContainer(ctx context.Context, id string) (engine.Contai
 	if d.ctr.Name == "" {
 		return engine.Container{}, fmt.Errorf("observe container %s: not a stack container: %w", id, errdefs.ErrNotFound)
 	}
+	if taskBehindRecord(proc, d.run) {
+		if proc, err = c.taskOf(ctx, id); err != nil {
+			return engine.Container{}, err
+		}
+	}
 	out := c.withTasks([]decodedContainer{d}, map[string]*task.Process{id: proc})
 	return out[0], nil
+}
+
+// recheckStartingTasks asks again, one by one, for the task of each
+// container whose run record says a run goes on while the task list shows
+// no task, or one not started yet. The list was asked for before the run
+// records were read, so a start that landed in between shows in the
+// record and not in the list: taken at its word, the container would look
+// like one whose task vanished with containerd, and the daemon would
+// decide its restart for a run that is in fact going on. Only containers
+// in that state cost a Get.
+func (c *Client) recheckStartingTasks(ctx context.Context, decoded []decodedContainer, procs map[string]*task.Process) error {
+	for _, d := range decoded {
+		if d.ctr.Name == "" || !taskBehindRecord(procs[d.ctr.ID], d.run) {
+			continue
+		}
+		proc, err := c.taskOf(ctx, d.ctr.ID)
+		if err != nil {
+			return err
+		}
+		procs[d.ctr.ID] = proc
+	}
+	return nil
+}
+
+// taskBehindRecord says whether the task read may be older than the run
+// record: the record shows a run started and not ended, and the task is
+// missing or not started.
+func taskBehindRecord(proc *task.Process, rr runRecord) bool {
+	if rr.StartedAt.IsZero() || rr.Exited {
+		return false
+	}
+	return proc == nil || proc.Status == task.Status_CREATED
 }
 
 // taskOf is the container's task, nil when it has none.
@@ -279,7 +319,14 @@ func applyTask(ctr *engine.Container, proc *task.Process, rr runRecord) {
 			ctr.FinishedAt = proc.ExitedAt.AsTime()
 		}
 	case task.Status_CREATED:
+		// A start in progress (the task is created while CNI ADD runs).
+		// Until the task runs, the container is as its last run left it:
+		// seen as created with that run's start, it would look like one
+		// whose task vanished with containerd.
 		ctr.Status = engine.StatusCreated
+		if rr.Exited {
+			ctr.Status, ctr.ExitCode, ctr.FinishedAt = engine.StatusExited, rr.ExitCode, rr.FinishedAt
+		}
 	default:
 		ctr.Status = engine.StatusUnknown
 	}
