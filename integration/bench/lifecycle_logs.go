@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -136,7 +138,7 @@ const (
 	writerCopies  = 8
 	logWriteBytes = writerChunk * writerCopies
 	yesBytes      = (128 << 20) / logLineLen * logLineLen
-	throughRuns   = 7
+	throughRuns   = 9
 )
 
 // benchLogThroughput runs containers that write as fast as they can
@@ -185,7 +187,51 @@ func benchLogThroughput(ctx context.Context, r *stackRunner) ([]lifeRow, error) 
 	if err != nil {
 		return nil, err
 	}
-	return throughputRows(landed, pinned, spread, aloneBytes, alone), nil
+	rows := throughputRows(landed, pinned, spread, aloneBytes, alone)
+	host, err := benchHostPipe(ctx, line)
+	if err != nil {
+		return nil, err
+	}
+	return append(rows, host...), nil
+}
+
+// benchHostPipe runs the pinned yes writer on the host, without a
+// container, into /dev/null and into cat on its own CPU and on the other
+// one: what a pipe's reader costs its writer on this machine, whoever the
+// reader is. A reader on another CPU is woken across CPUs, and in a VM
+// that costs the writer more than a reader sharing its CPU.
+func benchHostPipe(ctx context.Context, line string) ([]lifeRow, error) {
+	if runtime.NumCPU() < 2 {
+		return nil, nil
+	}
+	writer := fmt.Sprintf("taskset -c 0 busybox sh -c 'yes %s | head -c %d", line, yesBytes)
+	scripts := map[string]string{
+		"yesnull":  writer + " >/dev/null'",
+		"samecpu":  writer + " | cat >/dev/null'",
+		"othercpu": writer + "' | taskset -c 1 busybox cat >/dev/null",
+	}
+	s := map[string]sample{}
+	for range throughRuns {
+		for _, name := range []string{"yesnull", "samecpu", "othercpu"} {
+			syscall.Sync()
+			start := time.Now()
+			if out, err := exec.CommandContext(ctx, "sh", "-c", scripts[name]).CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("host pipe writer %s: %w: %s", name, err, out)
+			}
+			s[name] = append(s[name], time.Since(start))
+		}
+	}
+	row := func(into, figure string) lifeRow {
+		r := pairedRatios(s[into], s["yesnull"])
+		return lifeRow{figure: figure, value: fmt.Sprintf("%+.0f%%", 100*(r.median()-1)),
+			detail: fmt.Sprintf("%s vs %s to /dev/null (medians of %d; runs' ratios %+.0f%% to %+.0f%%)", short(s[into].median()),
+				short(s["yesnull"].median()), len(s[into]), 100*(slices.Min(r)-1), 100*(slices.Max(r)-1)),
+			noTarget: true}
+	}
+	return []lifeRow{
+		row("samecpu", "host, no container: yes|head on CPU 0 into cat on CPU 0"),
+		row("othercpu", "host, no container: yes|head on CPU 0 into cat on CPU 1"),
+	}, nil
 }
 
 // yesWriters are the yes writer into the log, into /dev/null (the
@@ -202,14 +248,23 @@ var yesWriters = []struct{ service, redirect string }{
 const pinnedCPU = "    cpuset: \"0\"\n"
 
 func throughputRows(landed sample, pinned, spread map[string]sample, aloneBytes int64, alone time.Duration) []lifeRow {
-	// slower is how much longer the writer into into took than the one into /dev/null.
+	// slower is how much longer the writer into into took than the one into
+	// /dev/null: the median over the runs of each run's ratio. The two
+	// writers of one run follow each other within seconds, so a slow patch
+	// of the host (this VM's CPUs drift by ±20% over a minute) weighs on
+	// both sides of a ratio, where a ratio of the two medians could take
+	// them from different patches.
 	slower := func(s map[string]sample, into string) float64 {
-		return float64(s[into].median())/float64(s["yesnull"].median()) - 1
+		return pairedRatios(s[into], s["yesnull"]).median() - 1
+	}
+	ratioSpread := func(s map[string]sample, into string) string {
+		r := pairedRatios(s[into], s["yesnull"])
+		return fmt.Sprintf("runs' ratios %+.0f%% to %+.0f%%", 100*(slices.Min(r)-1), 100*(slices.Max(r)-1))
 	}
 	rate := mbps(logWriteBytes, landed.median())
 	detail := func(s map[string]sample) string {
-		return fmt.Sprintf("%d MiB: %s logged vs %s to /dev/null (medians of %d; %s and %s)", yesBytes>>20,
-			short(s["yes"].median()), short(s["yesnull"].median()), len(s["yes"]), s["yes"].spread(), s["yesnull"].spread())
+		return fmt.Sprintf("%d MiB: %s logged vs %s to /dev/null (medians of %d; %s and %s; %s)", yesBytes>>20,
+			short(s["yes"].median()), short(s["yesnull"].median()), len(s["yes"]), s["yes"].spread(), s["yesnull"].spread(), ratioSpread(s, "yes"))
 	}
 	return []lifeRow{
 		{figure: "logging throughput, container → shim → stack __log-driver → file",
@@ -222,7 +277,7 @@ func throughputRows(landed sample, pinned, spread map[string]sample, aloneBytes 
 			target: "≤10%", met: slower(pinned, "yes") <= 0.10},
 		{figure: "  the floor: the same writer into a pipe that cat drops",
 			value:    fmt.Sprintf("%+.0f%%", 100*slower(pinned, "yespipe")),
-			detail:   fmt.Sprintf("%s (medians of %d): the cost of any logger that reads a pipe", short(pinned["yespipe"].median()), len(pinned["yespipe"])),
+			detail:   fmt.Sprintf("%s (medians of %d; %s): the cost of any logger that reads a pipe", short(pinned["yespipe"].median()), len(pinned["yespipe"]), ratioSpread(pinned, "yespipe")),
 			noTarget: true},
 		{figure: "container slowed by its logging, yes|head on both CPUs",
 			value:    fmt.Sprintf("%+.0f%%", 100*slower(spread, "yes")),
@@ -230,7 +285,7 @@ func throughputRows(landed sample, pinned, spread map[string]sample, aloneBytes 
 			noTarget: true},
 		{figure: "  the floor: the same writer into a pipe that cat drops",
 			value:    fmt.Sprintf("%+.0f%%", 100*slower(spread, "yespipe")),
-			detail:   fmt.Sprintf("%s (medians of %d)", short(spread["yespipe"].median()), len(spread["yespipe"])),
+			detail:   fmt.Sprintf("%s (medians of %d; %s)", short(spread["yespipe"].median()), len(spread["yespipe"]), ratioSpread(spread, "yespipe")),
 			noTarget: true},
 		{figure: "logging throughput, stack __log-driver alone (pipe → file)",
 			value:    fmt.Sprintf("%.0f MB/s", mbps(aloneBytes, alone)),
@@ -397,4 +452,28 @@ func benchDriverAlone(ctx context.Context, r *stackRunner) (sent int64, took tim
 		return 0, 0, fmt.Errorf("__log-driver: %w", werr)
 	}
 	return sent, time.Since(start), nil
+}
+
+// ratios is one figure per run, such as a run's time over another's.
+type ratios []float64
+
+func (r ratios) median() float64 {
+	c := slices.Clone(r)
+	slices.Sort(c)
+	if len(c) == 0 {
+		return 0
+	}
+	if len(c)%2 == 1 {
+		return c[len(c)/2]
+	}
+	return (c[len(c)/2-1] + c[len(c)/2]) / 2
+}
+
+// pairedRatios divides each run's a by the same run's b.
+func pairedRatios(a, b sample) ratios {
+	out := make(ratios, 0, min(len(a), len(b)))
+	for i := range min(len(a), len(b)) {
+		out = append(out, float64(a[i])/float64(b[i]))
+	}
+	return out
 }
