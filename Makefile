@@ -43,9 +43,12 @@ deps:
 	@command -v $(GO) >/dev/null || { echo "go not found: install Go 1.26 into /usr/local/go (https://go.dev/dl/)" >&2; exit 1; }
 	$(GO) mod download
 
-## build: bin/stack. (No -trimpath: it would compile every dependency again, apart from the tests.)
+## build: bin/stack, statically linked (CGO_ENABLED=0): without the dynamic loader and libc every run starts about
+## 1 ms of CPU sooner, which the CLI pays at each command and the shim at each container's logging binary. Only
+## the standard library's net and os/user had cgo; their Go versions read /etc/hosts, /etc/resolv.conf and
+## /etc/passwd. (No -trimpath: it would compile every dependency again, apart from the tests.)
 build:
-	$(GO) build -ldflags '-X main.version=$(VERSION)' -o bin/stack ./cmd/stack
+	CGO_ENABLED=0 $(GO) build -ldflags '-X main.version=$(VERSION)' -o bin/stack ./cmd/stack
 
 ## images: the example image archives, built offline (examples/images/build).
 images:
