@@ -457,17 +457,7 @@ func benchDriverAlone(ctx context.Context, r *stackRunner) (sent int64, took tim
 // ratios is one figure per run, such as a run's time over another's.
 type ratios []float64
 
-func (r ratios) median() float64 {
-	c := slices.Clone(r)
-	slices.Sort(c)
-	if len(c) == 0 {
-		return 0
-	}
-	if len(c)%2 == 1 {
-		return c[len(c)/2]
-	}
-	return (c[len(c)/2-1] + c[len(c)/2]) / 2
-}
+func (r ratios) median() float64 { return medianOf(r) }
 
 // pairedRatios divides each run's a by the same run's b.
 func pairedRatios(a, b sample) ratios {

@@ -11,7 +11,10 @@ import (
 // sample is one operation's durations over the runs.
 type sample []time.Duration
 
-func (s sample) median() time.Duration {
+func (s sample) median() time.Duration { return medianOf(s) }
+
+// medianOf is the middle value of s, or the mean of the two middle ones.
+func medianOf[E ~int64 | ~float64](s []E) E {
 	if len(s) == 0 {
 		return 0
 	}
