@@ -26,9 +26,12 @@ type restartTrack struct {
 	policy  string
 	run     time.Time // StartedAt of the run whose end was decided
 	decided bool
-	// byGone: the decision was taken on the run's task being gone. If the
-	// same run then shows an exit, the task was there after all (a start
-	// observed half-way), and the exit is decided anew.
+	// byGone: the run's task was seen gone and the policy refused to
+	// restart it (on-failure: the exit code is lost). If the same run then
+	// shows an exit, the task was there after all (a start observed
+	// half-way), and the exit is decided anew. A gone task that the
+	// daemon restarted is not: an exit seen with that run's start is the
+	// new run's, observed before its record was saved.
 	byGone bool
 	hist   History
 	seen   int // the restart count last observed
@@ -46,6 +49,10 @@ type restartRunners struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errs   map[string]string // by container: the last restart that failed
+	// unstarted holds the containers whose restart found nothing to do
+	// (a task runs, or the user stopped it): the decision rested on an
+	// observation already out of date, and the next one decides again.
+	unstarted map[string]bool
 }
 
 // syncRestarts decides, for each container whose run ended since the last
@@ -62,7 +69,7 @@ func (d *Daemon) syncRestarts(ctx context.Context, st engine.State) {
 		rs.byID = map[string]*restartTrack{}
 		rs.ctx, rs.cancel = context.WithCancel(ctx)
 	}
-	failed := d.takeRestartErrors()
+	failed, unstarted := d.takeRestartOutcomes()
 	var gone []engine.Container
 	seen := map[string]bool{}
 	for _, c := range st.Containers {
@@ -70,6 +77,9 @@ func (d *Daemon) syncRestarts(ctx context.Context, st engine.State) {
 		t := rs.track(c)
 		if _, ok := failed[c.ID]; ok {
 			t.decided, t.fails = false, t.fails+1
+		}
+		if unstarted[c.ID] {
+			t.decided = false
 		}
 		switch d.decideRestart(c, t, time.Now()) {
 		case restartNow:
@@ -106,9 +116,10 @@ func (d *Daemon) decideRestart(c engine.Container, t *restartTrack, now time.Tim
 	if !ended || (t.decided && t.run.Equal(c.StartedAt) && (exit.TaskGone || !t.byGone)) {
 		return restartNever
 	}
-	t.run, t.decided, t.byGone = c.StartedAt, true, exit.TaskGone
+	t.run, t.decided = c.StartedAt, true
 	t.hist.Count = c.RestartCount + t.fails
 	t.last = Decide(c.Restart, exit, t.hist, now)
+	t.byGone = exit.TaskGone && !t.last.Restart
 	if !t.last.Restart {
 		return restartNever
 	}
@@ -250,22 +261,31 @@ func (d *Daemon) restart(ctx context.Context, r Restarter, c engine.Container, d
 		d.changed(time.Now())
 		return
 	}
-	if started {
-		d.log.Debug("daemon: restarted", "container", c.Name)
-		// The run record gets the new start only after the task started:
-		// a run that ends at once may have been observed with the
-		// previous run's start, whose end is already decided. A refresh
-		// from now on sees the two together.
-		d.changed(time.Now())
+	if !started {
+		d.mu.Lock()
+		if d.restarts.unstarted == nil {
+			d.restarts.unstarted = map[string]bool{}
+		}
+		d.restarts.unstarted[c.ID] = true
+		d.mu.Unlock()
+		return
 	}
+	d.log.Debug("daemon: restarted", "container", c.Name)
+	// The run record gets the new start only after the task started: a
+	// run that ends at once may have been observed with the previous
+	// run's start, whose end is already decided. A refresh from now on
+	// sees the two together.
+	d.changed(time.Now())
 }
 
-func (d *Daemon) takeRestartErrors() map[string]string {
+// takeRestartOutcomes returns, and forgets, the restarts that failed and
+// those that found nothing to start since the last refresh.
+func (d *Daemon) takeRestartOutcomes() (failed map[string]string, unstarted map[string]bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	errs := d.restarts.errs
-	d.restarts.errs = nil
-	return errs
+	failed, unstarted = d.restarts.errs, d.restarts.unstarted
+	d.restarts.errs, d.restarts.unstarted = nil, nil
+	return failed, unstarted
 }
 
 func (t *restartTrack) stop() {

@@ -167,6 +167,9 @@ type restartSource struct {
 	restarts map[string][]time.Time
 	order    []string
 	failures int // the next AutoRestarts that fail
+	// running holds containers whose task in fact runs: their
+	// AutoRestart finds nothing to start, as engine/ctrd's does.
+	running map[string]bool
 	// health, when set, is the health of a container just started.
 	health map[string]string
 }
@@ -182,6 +185,9 @@ func (r *restartSource) AutoRestart(ctx context.Context, id string, delay time.D
 	if r.failures > 0 {
 		r.failures--
 		return false, errors.New("cni: no address left")
+	}
+	if r.running[id] {
+		return false, nil
 	}
 	started := false
 	r.update(id, func(c *engine.Container) {
@@ -383,4 +389,31 @@ func TestDaemonDecidesAnExitAfterARunWronglySeenWithItsTaskGone(t *testing.T) {
 	src.update("c", func(c *engine.Container) { c.Status = engine.StatusRunning })
 	src.exit("c", 4, false)
 	waitFor(t, 2*time.Second, func() bool { return src.count("c") == 1 })
+	time.Sleep(300 * time.Millisecond)
+	if n := src.count("c"); n != 1 {
+		t.Errorf("%d restarts of one exit, want 1", n)
+	}
+}
+
+// An always container wrongly seen with its task gone is restarted at
+// once; the restart finds its task running and starts nothing. When that
+// same run then exits, the exit is decided, and the container restarted.
+func TestDaemonDecidesAgainWhenARestartFoundNothingToStart(t *testing.T) {
+	c := engine.Container{ID: "a", Name: "p-web-1", Status: engine.StatusCreated, StartedAt: time.Now(), Restart: policy("always", 0)}
+	src := &restartSource{fakeSource: newFakeSource(engine.State{Containers: []engine.Container{c}}), restarts: map[string][]time.Time{}, running: map[string]bool{"a": true}}
+	startDaemon(t, src, Config{})
+	waitFor(t, 2*time.Second, func() bool { return src.count("a") == 1 })
+	src.mu.Lock()
+	src.running["a"] = false
+	src.mu.Unlock()
+	src.update("a", func(c *engine.Container) { c.Status = engine.StatusRunning })
+	src.exit("a", 137, false)
+	waitFor(t, 2*time.Second, func() bool { return src.count("a") == 2 })
+	var status engine.Status
+	src.fakeSource.mu.Lock()
+	status = src.st.Containers[0].Status
+	src.fakeSource.mu.Unlock()
+	if status != engine.StatusRunning {
+		t.Errorf("after the exit: %s, want running again", status)
+	}
 }

@@ -13,8 +13,10 @@ import (
 // before (exited) or as it is after (running), never as a container that
 // ran and whose task vanished: the daemon takes that for containerd having
 // lost the task, and decides its restart for a run that is going on. The
-// task list and the run records are read at the same time, so a start
-// that lands between the two used to show exactly that.
+// task is created while CNI ADD runs, the run record gets the new start
+// once the task runs, and the task list and the records are read at the
+// same time: each of those used to show exactly that, whether the last
+// run was stopped by the user or exited by itself.
 func TestDriverObserveNeverShowsAStartingContainerAsItsTaskGone(t *testing.T) {
 	e := newDriverEnv(t)
 	n := e.network("default")
@@ -23,82 +25,100 @@ func TestDriverObserveNeverShowsAStartingContainerAsItsTaskGone(t *testing.T) {
 	for i := range 4 {
 		e.run(e.spec(fmt.Sprintf("busy%d", i), n.Name))
 	}
-	cycled := e.spec("cycled", n.Name)
-	id, err := e.d.CreateContainer(e.ctx, cycled)
+	stopped := e.spec("stopped", n.Name)
+	exits := e.spec("exits", n.Name)
+	exits.Process.Command = []string{"sh", "-c", "sleep 0.2; exit 3"}
+	for _, tc := range []struct {
+		spec    engine.ContainerSpec
+		endsRun func(t *testing.T, id string)
+	}{
+		{stopped, func(t *testing.T, id string) {
+			// A stop deletes the task before it records the exit: a
+			// window the user-stop mark covers, so it is not observed.
+			if err := e.d.StopContainer(e.ctx, id, 100*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{exits, func(t *testing.T, id string) {
+			waitFor(t, func() bool { return e.container(id).Status == engine.StatusExited })
+		}},
+	} {
+		t.Run(tc.spec.Service, func(t *testing.T) {
+			id, err := e.d.CreateContainer(e.ctx, tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const starts = 8
+			var observed, taskGone int
+			for range starts {
+				o, g := observeDuringStart(t, e, id)
+				observed, taskGone = observed+o, taskGone+g
+				tc.endsRun(t, id)
+			}
+			t.Logf("%d observations during %d starts", observed, starts)
+			if taskGone > 0 {
+				t.Errorf("%d of %d observations showed the starting container as one whose task vanished", taskGone, observed)
+			}
+			if observed < starts {
+				t.Errorf("only %d observations during %d starts: the test did not look", observed, starts)
+			}
+		})
+	}
+}
+
+// observeDuringStart starts container id while two goroutines observe it
+// without pause (the whole Observe, and ObserveContainer), and counts the
+// observations and those that show it created after a run.
+func observeDuringStart(t *testing.T, e *driverEnv, id string) (observed, taskGone int) {
+	t.Helper()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	watch := func(which string, observe func() (engine.Container, error)) {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c, err := observe()
+			if err != nil {
+				t.Errorf("%s: %v", which, err)
+				return
+			}
+			mu.Lock()
+			observed++
+			if c.Status == engine.StatusCreated && !c.StartedAt.IsZero() {
+				if taskGone < 3 {
+					t.Logf("%s showed it created, with its last run's start (%s)", which, c.StartedAt)
+				}
+				taskGone++
+			}
+			mu.Unlock()
+		}
+	}
+	wg.Add(2)
+	go watch("Observe", func() (engine.Container, error) {
+		st, err := e.d.Observe(e.ctx, e.project)
+		if err != nil {
+			return engine.Container{}, err
+		}
+		for _, c := range st.Containers {
+			if c.ID == id {
+				return c, nil
+			}
+		}
+		return engine.Container{}, fmt.Errorf("container %s not observed", id)
+	})
+	go watch("ObserveContainer", func() (engine.Container, error) { return e.d.ObserveContainer(e.ctx, id) })
+	err := e.d.StartContainer(e.ctx, id)
+	// Observations that begin after the start returned must agree too.
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
 	if err != nil {
 		t.Fatal(err)
 	}
-	const starts = 15
-	var observed, taskGone int
-	for range starts {
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		watch := func(which string, observe func() (engine.Container, bool)) {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				c, ok := observe()
-				if !ok {
-					continue
-				}
-				mu.Lock()
-				observed++
-				if c.Status == engine.StatusCreated && !c.StartedAt.IsZero() {
-					if taskGone < 3 {
-						t.Logf("%s showed it created, with its last run's start (%s)", which, c.StartedAt)
-					}
-					taskGone++
-				}
-				mu.Unlock()
-			}
-		}
-		wg.Add(2)
-		go watch("observe", func() (engine.Container, bool) {
-			st, err := e.d.Observe(e.ctx, e.project)
-			if err != nil {
-				t.Error(err)
-				return engine.Container{}, false
-			}
-			for _, c := range st.Containers {
-				if c.ID == id {
-					return c, true
-				}
-			}
-			return engine.Container{}, false
-		})
-		go watch("alone", func() (engine.Container, bool) {
-			c, err := e.d.ObserveContainer(e.ctx, id)
-			if err != nil {
-				t.Error(err)
-				return engine.Container{}, false
-			}
-			return c, true
-		})
-		err := e.d.StartContainer(e.ctx, id)
-		// Observations that begin after the start returned must agree
-		// too; let a few of them run before stopping the watchers.
-		time.Sleep(20 * time.Millisecond)
-		close(stop)
-		wg.Wait()
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The watchers are stopped: a stop deletes the task before it
-		// records the exit, a window the user-stop mark covers.
-		if err := e.d.StopContainer(e.ctx, id, 100*time.Millisecond); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("%d observations during %d starts", observed, starts)
-	if taskGone > 0 {
-		t.Errorf("%d of %d observations showed the starting container as one whose task vanished", taskGone, observed)
-	}
-	if observed < starts {
-		t.Errorf("only %d observations during %d starts: the test did not look", observed, starts)
-	}
+	return observed, taskGone
 }

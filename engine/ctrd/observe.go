@@ -60,10 +60,8 @@ func (c *Client) Observe(ctx context.Context, project string) (engine.State, err
 	if err := cmp.Or(taskErr, imageErr, recordsErr); err != nil {
 		return engine.State{}, err
 	}
-	if err := c.recheckStartingTasks(ctx, decoded, procs); err != nil {
-		return engine.State{}, err
-	}
-	st.Containers = c.withTasks(decoded, procs)
+	unanswered := c.recheckStartingTasks(ctx, decoded, procs)
+	st.Containers = c.withTasks(decoded, procs, unanswered)
 	st.Images = images
 	return st, nil
 }
@@ -100,7 +98,7 @@ func (c *Client) ObserveContainer(ctx context.Context, id string) (engine.Contai
 			return engine.Container{}, err
 		}
 	}
-	out := c.withTasks([]decodedContainer{d}, map[string]*task.Process{id: proc})
+	out := c.withTasks([]decodedContainer{d}, map[string]*task.Process{id: proc}, nil)
 	return out[0], nil
 }
 
@@ -112,18 +110,28 @@ func (c *Client) ObserveContainer(ctx context.Context, id string) (engine.Contai
 // like one whose task vanished with containerd, and the daemon would
 // decide its restart for a run that is in fact going on. Only containers
 // in that state cost a Get.
-func (c *Client) recheckStartingTasks(ctx context.Context, decoded []decodedContainer, procs map[string]*task.Process) error {
+//
+// containerd 1.6 also leaves out of its list a task whose shim did not
+// answer in time, and that shim may not answer the Get either: such a
+// container is returned in unanswered, and its state is unknown, rather
+// than failing the whole observation for one busy shim.
+func (c *Client) recheckStartingTasks(ctx context.Context, decoded []decodedContainer, procs map[string]*task.Process) (unanswered map[string]bool) {
 	for _, d := range decoded {
 		if d.ctr.Name == "" || !taskBehindRecord(procs[d.ctr.ID], d.run) {
 			continue
 		}
 		proc, err := c.taskOf(ctx, d.ctr.ID)
 		if err != nil {
-			return err
+			c.opts.Logger.Warn("observe: a task did not answer; its container's state is unknown", "container", d.ctr.Name, "err", err)
+			if unanswered == nil {
+				unanswered = map[string]bool{}
+			}
+			unanswered[d.ctr.ID] = true
+			continue
 		}
 		procs[d.ctr.ID] = proc
 	}
-	return nil
+	return unanswered
 }
 
 // taskBehindRecord says whether the task read may be older than the run
@@ -158,7 +166,7 @@ type decodedContainer struct {
 
 // withTasks adds each task's state (and, for running containers, their
 // health) to the decoded containers.
-func (c *Client) withTasks(decoded []decodedContainer, procs map[string]*task.Process) []engine.Container {
+func (c *Client) withTasks(decoded []decodedContainer, procs map[string]*task.Process, unanswered map[string]bool) []engine.Container {
 	out := make([]engine.Container, 0, len(decoded))
 	for _, d := range decoded {
 		if d.ctr.Name == "" {
@@ -166,6 +174,9 @@ func (c *Client) withTasks(decoded []decodedContainer, procs map[string]*task.Pr
 		}
 		ctr := d.ctr
 		applyTask(&ctr, procs[ctr.ID], d.run)
+		if unanswered[ctr.ID] {
+			ctr.Status = engine.StatusUnknown
+		}
 		if ctr.Status == engine.StatusRunning {
 			ctr.Health = c.observedHealth(ctr.ID, d.spec, d.run.StartedAt)
 		}

@@ -132,6 +132,12 @@ func (c *Client) reuseTask(ctx context.Context, ctr containerd.Container) (bool,
 	case containerd.Paused:
 		return true, task.Resume(ctx)
 	}
+	if st.Status == containerd.Stopped {
+		// While the new run starts, the container shows this exit.
+		if err := c.recordExit(ctr.ID(), st); err != nil {
+			return false, fmt.Errorf("start container %s: %w", ctr.ID(), err)
+		}
+	}
 	if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 		return false, fmt.Errorf("start container %s: delete exited task: %w", ctr.ID(), err)
 	}

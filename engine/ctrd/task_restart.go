@@ -120,22 +120,27 @@ func (c *Client) clearExited(ctx context.Context, id string) (ok bool, err error
 	default:
 		return false, nil // a task runs
 	}
-	exit, err := task.Delete(ctx)
-	if err != nil && !errdefs.IsNotFound(err) {
+	if err := c.recordExit(id, st); err != nil {
+		return false, err
+	}
+	if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 		return false, fmt.Errorf("restart container %s: delete the exited task: %w", id, err)
 	}
+	return true, c.teardownNetwork(ctx, id)
+}
+
+// recordExit writes to the run record how the run of an exited task ended,
+// before the task is deleted: a container whose record shows a run going
+// on and which has no task looks like one whose task was lost with
+// containerd, and an observation between the delete and the record would
+// see exactly that.
+func (c *Client) recordExit(id string, st containerd.Status) error {
 	rr, err := c.loadRun(id)
 	if err != nil {
-		return false, err
+		return err
 	}
 	rr.Exited, rr.ExitCode, rr.FinishedAt = true, int(st.ExitStatus), st.ExitTime.UTC()
-	if exit != nil {
-		rr.ExitCode, rr.FinishedAt = int(exit.ExitCode()), exit.ExitTime().UTC()
-	}
-	if err := c.saveRun(id, rr); err != nil {
-		return false, err
-	}
-	return true, c.teardownNetwork(ctx, id)
+	return c.saveRun(id, rr)
 }
 
 // CancelRestart records the user's stop of a container that has no running
