@@ -16,7 +16,8 @@ import (
 // task is created while CNI ADD runs, the run record gets the new start
 // once the task runs, and the task list and the records are read at the
 // same time: each of those used to show exactly that, whether the last
-// run was stopped by the user or exited by itself.
+// run was stopped by the user or exited by itself. A stop, which deletes
+// the task, records the run's end first, and is watched too.
 func TestDriverObserveNeverShowsAStartingContainerAsItsTaskGone(t *testing.T) {
 	e := newDriverEnv(t)
 	n := e.network("default")
@@ -30,17 +31,14 @@ func TestDriverObserveNeverShowsAStartingContainerAsItsTaskGone(t *testing.T) {
 	exits.Process.Command = []string{"sh", "-c", "sleep 0.2; exit 3"}
 	for _, tc := range []struct {
 		spec    engine.ContainerSpec
-		endsRun func(t *testing.T, id string)
+		endsRun func(t *testing.T, id string) (observed, taskGone int)
 	}{
-		{stopped, func(t *testing.T, id string) {
-			// A stop deletes the task before it records the exit: a
-			// window the user-stop mark covers, so it is not observed.
-			if err := e.d.StopContainer(e.ctx, id, 100*time.Millisecond); err != nil {
-				t.Fatal(err)
-			}
+		{stopped, func(t *testing.T, id string) (int, int) {
+			return observeDuring(t, e, id, func() error { return e.d.StopContainer(e.ctx, id, 100*time.Millisecond) })
 		}},
-		{exits, func(t *testing.T, id string) {
+		{exits, func(t *testing.T, id string) (int, int) {
 			waitFor(t, func() bool { return e.container(id).Status == engine.StatusExited })
+			return 0, 0
 		}},
 	} {
 		t.Run(tc.spec.Service, func(t *testing.T) {
@@ -51,13 +49,14 @@ func TestDriverObserveNeverShowsAStartingContainerAsItsTaskGone(t *testing.T) {
 			const starts = 8
 			var observed, taskGone int
 			for range starts {
-				o, g := observeDuringStart(t, e, id)
+				o, g := observeDuring(t, e, id, func() error { return e.d.StartContainer(e.ctx, id) })
 				observed, taskGone = observed+o, taskGone+g
-				tc.endsRun(t, id)
+				o, g = tc.endsRun(t, id)
+				observed, taskGone = observed+o, taskGone+g
 			}
-			t.Logf("%d observations during %d starts", observed, starts)
+			t.Logf("%d observations during %d starts and their ends", observed, starts)
 			if taskGone > 0 {
-				t.Errorf("%d of %d observations showed the starting container as one whose task vanished", taskGone, observed)
+				t.Errorf("%d of %d observations showed the container as one whose task vanished", taskGone, observed)
 			}
 			if observed < starts {
 				t.Errorf("only %d observations during %d starts: the test did not look", observed, starts)
@@ -66,10 +65,11 @@ func TestDriverObserveNeverShowsAStartingContainerAsItsTaskGone(t *testing.T) {
 	}
 }
 
-// observeDuringStart starts container id while two goroutines observe it
-// without pause (the whole Observe, and ObserveContainer), and counts the
-// observations and those that show it created after a run.
-func observeDuringStart(t *testing.T, e *driverEnv, id string) (observed, taskGone int) {
+// observeDuring runs act (a start or a stop of container id) while two
+// goroutines observe the container without pause (the whole Observe, and
+// ObserveContainer), and counts the observations and those that show it
+// created after a run.
+func observeDuring(t *testing.T, e *driverEnv, id string, act func() error) (observed, taskGone int) {
 	t.Helper()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -112,8 +112,8 @@ func observeDuringStart(t *testing.T, e *driverEnv, id string) (observed, taskGo
 		return engine.Container{}, fmt.Errorf("container %s not observed", id)
 	})
 	go watch("ObserveContainer", func() (engine.Container, error) { return e.d.ObserveContainer(e.ctx, id) })
-	err := e.d.StartContainer(e.ctx, id)
-	// Observations that begin after the start returned must agree too.
+	err := act()
+	// Observations that begin after act returned must agree too.
 	time.Sleep(20 * time.Millisecond)
 	close(stop)
 	wg.Wait()

@@ -231,7 +231,11 @@ func (c *Client) stopTask(ctx context.Context, ctr containerd.Container, timeout
 		return err
 	}
 	spec, _ := c.loadSpec(ctx, ctr.ID())
-	if err := signalAndWait(ctx, task, stopSignal(spec), gracePeriod(spec, timeout)); err != nil {
+	ended, err := signalAndWait(ctx, task, stopSignal(spec), gracePeriod(spec, timeout))
+	if err != nil {
+		return err
+	}
+	if err := c.recordExit(ctr.ID(), ended); err != nil {
 		return err
 	}
 	// The task has exited: its network goes (CNI DEL) while containerd
@@ -239,22 +243,14 @@ func (c *Client) stopTask(ctx context.Context, ctr containerd.Container, timeout
 	// needs the other. The run record is the network's until it is done.
 	detached := make(chan error, 1)
 	go func() { detached <- c.teardownNetwork(ctx, ctr.ID()) }()
-	st, err := task.Delete(ctx, exitedDeleteOpts(spec)...)
+	_, err = task.Delete(ctx, exitedDeleteOpts(spec)...)
 	if netErr := <-detached; netErr != nil {
 		return netErr
 	}
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete task: %w", err)
 	}
-	rr, err := c.loadRun(ctr.ID())
-	if err != nil {
-		return err
-	}
-	rr.Exited = true
-	if st != nil {
-		rr.ExitCode, rr.FinishedAt = int(st.ExitCode()), st.ExitTime().UTC()
-	}
-	return c.saveRun(ctr.ID(), rr)
+	return nil
 }
 
 // exitedDeleteOpts are the options to delete a task whose init process has
@@ -272,14 +268,16 @@ func exitedDeleteOpts(spec engine.ContainerSpec) []containerd.ProcessDeleteOpts 
 }
 
 // signalAndWait sends sig to a live task and waits up to timeout for it to
-// exit, then sends SIGKILL and waits again (bounded).
-func signalAndWait(ctx context.Context, task containerd.Task, sig syscall.Signal, timeout time.Duration) error {
+// exit, then sends SIGKILL and waits again (bounded). ended is how the
+// task ended, for its run record: its exit, or, for a task created and
+// never started, its status as it was.
+func signalAndWait(ctx context.Context, task containerd.Task, sig syscall.Signal, timeout time.Duration) (ended containerd.Status, err error) {
 	st, err := task.Status(ctx)
 	if err != nil {
-		return err
+		return st, err
 	}
 	if st.Status == containerd.Stopped || st.Status == containerd.Created {
-		return nil
+		return st, nil
 	}
 	if st.Status == containerd.Paused {
 		_ = task.Resume(ctx)
@@ -288,32 +286,35 @@ func signalAndWait(ctx context.Context, task containerd.Task, sig syscall.Signal
 	defer cancel()
 	exited, err := task.Wait(waitCtx)
 	if err != nil {
-		return err
+		return st, err
+	}
+	stopped := func(es containerd.ExitStatus) containerd.Status {
+		return containerd.Status{Status: containerd.Stopped, ExitStatus: es.ExitCode(), ExitTime: es.ExitTime()}
 	}
 	if err := task.Kill(ctx, sig); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("send %v: %w", sig, err)
+		return st, fmt.Errorf("send %v: %w", sig, err)
 	}
 	if sig != syscall.SIGKILL {
 		select {
-		case <-exited:
-			return nil
+		case es := <-exited:
+			return stopped(es), nil
 		case <-time.After(timeout):
 		case <-ctx.Done():
-			return ctx.Err()
+			return st, ctx.Err()
 		}
 		// Only when the stop signal was another: each kill is a run of
 		// runc.
 		if err := task.Kill(ctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("send SIGKILL: %w", err)
+			return st, fmt.Errorf("send SIGKILL: %w", err)
 		}
 	}
 	select {
-	case <-exited:
-		return nil
+	case es := <-exited:
+		return stopped(es), nil
 	case <-time.After(killWait):
-		return errors.New("the task did not exit within 10s of SIGKILL")
+		return st, errors.New("the task did not exit within 10s of SIGKILL")
 	case <-ctx.Done():
-		return ctx.Err()
+		return st, ctx.Err()
 	}
 }
 

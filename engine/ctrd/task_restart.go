@@ -130,10 +130,10 @@ func (c *Client) clearExited(ctx context.Context, id string) (ok bool, err error
 }
 
 // recordExit writes to the run record how the run of an exited task ended,
-// before the task is deleted: a container whose record shows a run going
-// on and which has no task looks like one whose task was lost with
-// containerd, and an observation between the delete and the record would
-// see exactly that.
+// before the task is deleted (stop, a start's reuse, a restart's clear all
+// do): a container whose record shows a run going on and which has no task
+// looks like one whose task was lost with containerd, and an observation
+// between the delete and the record would see exactly that.
 func (c *Client) recordExit(id string, st containerd.Status) error {
 	rr, err := c.loadRun(id)
 	if err != nil {

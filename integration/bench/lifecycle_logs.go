@@ -223,9 +223,9 @@ func benchHostPipe(ctx context.Context, line string) ([]lifeRow, error) {
 	}
 	row := func(into, figure string) lifeRow {
 		r := pairedRatios(s[into], s["yesnull"])
-		return lifeRow{figure: figure, value: fmt.Sprintf("%+.0f%%", 100*(r.median()-1)),
-			detail: fmt.Sprintf("%s vs %s to /dev/null (medians of %d; runs' ratios %+.0f%% to %+.0f%%)", short(s[into].median()),
-				short(s["yesnull"].median()), len(s[into]), 100*(slices.Min(r)-1), 100*(slices.Max(r)-1)),
+		return lifeRow{figure: figure, value: r.percent(),
+			detail: fmt.Sprintf("%s vs %s to /dev/null (medians of %d; %s)", short(s[into].median()),
+				short(s["yesnull"].median()), len(s[into]), r.spread()),
 			noTarget: true}
 	}
 	return []lifeRow{
@@ -248,23 +248,17 @@ var yesWriters = []struct{ service, redirect string }{
 const pinnedCPU = "    cpuset: \"0\"\n"
 
 func throughputRows(landed sample, pinned, spread map[string]sample, aloneBytes int64, alone time.Duration) []lifeRow {
-	// slower is how much longer the writer into into took than the one into
-	// /dev/null: the median over the runs of each run's ratio. The two
+	// vsNull is, run by run, the time of the writer into into over the one
+	// into /dev/null; the figure is the median of those ratios. The two
 	// writers of one run follow each other within seconds, so a slow patch
 	// of the host (this VM's CPUs drift by ±20% over a minute) weighs on
 	// both sides of a ratio, where a ratio of the two medians could take
 	// them from different patches.
-	slower := func(s map[string]sample, into string) float64 {
-		return pairedRatios(s[into], s["yesnull"]).median() - 1
-	}
-	ratioSpread := func(s map[string]sample, into string) string {
-		r := pairedRatios(s[into], s["yesnull"])
-		return fmt.Sprintf("runs' ratios %+.0f%% to %+.0f%%", 100*(slices.Min(r)-1), 100*(slices.Max(r)-1))
-	}
+	vsNull := func(s map[string]sample, into string) ratios { return pairedRatios(s[into], s["yesnull"]) }
 	rate := mbps(logWriteBytes, landed.median())
 	detail := func(s map[string]sample) string {
 		return fmt.Sprintf("%d MiB: %s logged vs %s to /dev/null (medians of %d; %s and %s; %s)", yesBytes>>20,
-			short(s["yes"].median()), short(s["yesnull"].median()), len(s["yes"]), s["yes"].spread(), s["yesnull"].spread(), ratioSpread(s, "yes"))
+			short(s["yes"].median()), short(s["yesnull"].median()), len(s["yes"]), s["yes"].spread(), s["yesnull"].spread(), vsNull(s, "yes").spread())
 	}
 	return []lifeRow{
 		{figure: "logging throughput, container → shim → stack __log-driver → file",
@@ -272,20 +266,20 @@ func throughputRows(landed sample, pinned, spread map[string]sample, aloneBytes 
 			detail: fmt.Sprintf("%d MiB in %d-byte lines until the last is in the file, median of %d (%s)", logWriteBytes>>20, logLineLen, len(landed), landed.spread()),
 			target: "≥100MB/s", met: rate >= 100},
 		{figure: "container slowed by its logging (busybox yes|head on CPU 0, vs. >/dev/null)",
-			value:  fmt.Sprintf("%+.0f%%", 100*slower(pinned, "yes")),
+			value:  vsNull(pinned, "yes").percent(),
 			detail: detail(pinned),
-			target: "≤10%", met: slower(pinned, "yes") <= 0.10},
+			target: "≤10%", met: vsNull(pinned, "yes").median() <= 1.10},
 		{figure: "  the floor: the same writer into a pipe that cat drops",
-			value:    fmt.Sprintf("%+.0f%%", 100*slower(pinned, "yespipe")),
-			detail:   fmt.Sprintf("%s (medians of %d; %s): the cost of any logger that reads a pipe", short(pinned["yespipe"].median()), len(pinned["yespipe"]), ratioSpread(pinned, "yespipe")),
+			value:    vsNull(pinned, "yespipe").percent(),
+			detail:   fmt.Sprintf("%s (medians of %d; %s): the cost of any logger that reads a pipe", short(pinned["yespipe"].median()), len(pinned["yespipe"]), vsNull(pinned, "yespipe").spread()),
 			noTarget: true},
 		{figure: "container slowed by its logging, yes|head on both CPUs",
-			value:    fmt.Sprintf("%+.0f%%", 100*slower(spread, "yes")),
+			value:    vsNull(spread, "yes").percent(),
 			detail:   detail(spread) + "; the logger's CPU comes out of theirs",
 			noTarget: true},
 		{figure: "  the floor: the same writer into a pipe that cat drops",
-			value:    fmt.Sprintf("%+.0f%%", 100*slower(spread, "yespipe")),
-			detail:   fmt.Sprintf("%s (medians of %d; %s)", short(spread["yespipe"].median()), len(spread["yespipe"]), ratioSpread(spread, "yespipe")),
+			value:    vsNull(spread, "yespipe").percent(),
+			detail:   fmt.Sprintf("%s (medians of %d; %s)", short(spread["yespipe"].median()), len(spread["yespipe"]), vsNull(spread, "yespipe").spread()),
 			noTarget: true},
 		{figure: "logging throughput, stack __log-driver alone (pipe → file)",
 			value:    fmt.Sprintf("%.0f MB/s", mbps(aloneBytes, alone)),
@@ -458,6 +452,14 @@ func benchDriverAlone(ctx context.Context, r *stackRunner) (sent int64, took tim
 type ratios []float64
 
 func (r ratios) median() float64 { return medianOf(r) }
+
+// percent is the median ratio as a change: "+12%".
+func (r ratios) percent() string { return fmt.Sprintf("%+.0f%%", 100*(r.median()-1)) }
+
+// spread is the runs' ratios as changes, least to most.
+func (r ratios) spread() string {
+	return fmt.Sprintf("runs' ratios %+.0f%% to %+.0f%%", 100*(slices.Min(r)-1), 100*(slices.Max(r)-1))
+}
 
 // pairedRatios divides each run's a by the same run's b.
 func pairedRatios(a, b sample) ratios {
