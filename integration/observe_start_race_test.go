@@ -14,15 +14,15 @@ import (
 // ran and whose task vanished: the daemon takes that for containerd having
 // lost the task, and decides its restart for a run that is going on. The
 // task is created while CNI ADD runs, the run record gets the new start
-// once the task runs, and the task list and the records are read at the
-// same time: each of those used to show exactly that, whether the last
-// run was stopped by the user or exited by itself. A stop, which deletes
-// the task, records the run's end first, and is watched too.
+// once the task runs, and an observation reads the records and the tasks
+// one after the other: each of those used to show exactly that, whether
+// the last run was stopped by the user or exited by itself. A stop, which
+// deletes the task, records the run's end first, and is watched too.
 func TestDriverObserveNeverShowsAStartingContainerAsItsTaskGone(t *testing.T) {
 	e := newDriverEnv(t)
 	n := e.network("default")
-	// Other running tasks make the task list slower (containerd 1.6 asks
-	// each shim), which widens the window a start can land in.
+	// Other running tasks make an observation slower, which widens the
+	// window a start can land in.
 	for i := range 4 {
 		e.run(e.spec(fmt.Sprintf("busy%d", i), n.Name))
 	}

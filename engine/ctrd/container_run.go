@@ -26,6 +26,10 @@ type runRecord struct {
 	FinishedAt  time.Time            `json:"finishedAt,omitzero"`
 	ExitCode    int                  `json:"exitCode"`
 	Exited      bool                 `json:"exited,omitempty"` // stopped by stack, task deleted
+	// Proc identifies the run's init process, so that observing a running
+	// container need not ask its task's shim (see hostProc.runs); nil when
+	// it could not be read, or the run ended.
+	Proc *procIdentity `json:"proc,omitempty"`
 	// RestartCount is how many times the daemon restarted the container
 	// for its policy since the user last started it.
 	RestartCount int `json:"restartCount,omitempty"`

@@ -44,9 +44,9 @@ func TestApplyTaskShowsAStartInProgressAsTheRunBeforeIt(t *testing.T) {
 	}
 }
 
-// The task list is read before the run records: a task missing from it, or
-// not started in it, while the record says a run goes on, may be older
-// than the record, and is asked for again.
+// The run record is read before the task is asked for: a task missing, or
+// not started, while the record says a run goes on, may come from a stop,
+// a restart or a start that landed in between, and both are read again.
 func TestTaskBehindRecordOnlyWhenTheRecordSaysARunGoesOn(t *testing.T) {
 	going := runRecord{StartedAt: time.Now()}
 	for _, tc := range []struct {
@@ -63,8 +63,8 @@ func TestTaskBehindRecordOnlyWhenTheRecordSaysARunGoesOn(t *testing.T) {
 		{"no task, exit recorded", nil, runRecord{StartedAt: time.Now(), Exited: true}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := taskBehindRecord(tc.proc, tc.rr); got != tc.want {
-				t.Errorf("taskBehindRecord = %v, want %v", got, tc.want)
+			if got := taskAndRecordDisagree(tc.proc, tc.rr); got != tc.want {
+				t.Errorf("taskAndRecordDisagree = %v, want %v", got, tc.want)
 			}
 		})
 	}

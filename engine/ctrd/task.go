@@ -86,11 +86,15 @@ func (c *Client) startTask(ctx context.Context, id string, onStart func(*runReco
 	if err != nil {
 		return false, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
+	// The init process exists from the task's creation and keeps its PID
+	// and start time through its exec: read them before it can exit.
+	proc := realHost.identify(task.Pid(), id, bootID())
 	if err := task.Start(ctx); err != nil {
 		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
 		return false, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
 	rr.StartedAt, rr.FinishedAt, rr.ExitCode, rr.Exited = time.Now().UTC(), time.Time{}, 0, false
+	rr.Proc = proc
 	onStart(&rr)
 	return true, c.saveRun(id, rr)
 }

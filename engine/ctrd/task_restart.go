@@ -139,7 +139,7 @@ func (c *Client) recordExit(id string, st containerd.Status) error {
 	if err != nil {
 		return err
 	}
-	rr.Exited, rr.ExitCode, rr.FinishedAt = true, int(st.ExitStatus), st.ExitTime.UTC()
+	rr.Exited, rr.ExitCode, rr.FinishedAt, rr.Proc = true, int(st.ExitStatus), st.ExitTime.UTC(), nil
 	return c.saveRun(id, rr)
 }
 
