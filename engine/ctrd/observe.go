@@ -57,15 +57,16 @@ func (c *Client) Observe(ctx context.Context, project string) (engine.State, err
 	var (
 		procs      map[string]*task.Process
 		unanswered map[string]bool
+		taskErr    error
 	)
 	if listErr == nil {
-		procs, unanswered = c.tasksOf(ctx, decoded)
+		procs, unanswered, taskErr = c.tasksOf(ctx, decoded)
 	}
 	<-imagesIn
 	if listErr != nil {
 		return engine.State{}, fmt.Errorf("observe: list containers: %w", listErr)
 	}
-	if err := cmp.Or(imageErr, recordsErr); err != nil {
+	if err := cmp.Or(taskErr, imageErr, recordsErr); err != nil {
 		return engine.State{}, err
 	}
 	c.settleBehindRecords(ctx, decoded, procs, unanswered)
@@ -81,8 +82,9 @@ const taskAsks = 16
 // record when the kernel vouches for it, else as containerd answers (no
 // entry: no task). A task that does not answer is left out and its
 // container is returned in unanswered, so one busy shim leaves one
-// container's state unknown rather than failing the whole observation.
-func (c *Client) tasksOf(ctx context.Context, decoded []decodedContainer) (procs map[string]*task.Process, unanswered map[string]bool) {
+// container's state unknown rather than failing the whole observation;
+// containerd itself unreachable, or ctx ended, does fail it.
+func (c *Client) tasksOf(ctx context.Context, decoded []decodedContainer) (procs map[string]*task.Process, unanswered map[string]bool, err error) {
 	procs = make(map[string]*task.Process, len(decoded))
 	unanswered = map[string]bool{}
 	var ask []engine.Container
@@ -97,9 +99,10 @@ func (c *Client) tasksOf(ctx context.Context, decoded []decodedContainer) (procs
 		ask = append(ask, d.ctr)
 	}
 	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		ctrs = make(chan engine.Container)
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		ctrs   = make(chan engine.Container)
+		failed error
 	)
 	for range min(taskAsks, len(ask)) {
 		wg.Go(func() {
@@ -107,6 +110,8 @@ func (c *Client) tasksOf(ctx context.Context, decoded []decodedContainer) (procs
 				proc, err := c.taskOf(ctx, ctr.ID)
 				mu.Lock()
 				switch {
+				case err != nil && (errdefs.IsUnavailable(err) || ctx.Err() != nil):
+					failed = cmp.Or(failed, err)
 				case err != nil:
 					c.opts.Logger.Warn("observe: a task did not answer; its container's state is unknown", "container", ctr.Name, "err", err)
 					unanswered[ctr.ID] = true
@@ -122,7 +127,10 @@ func (c *Client) tasksOf(ctx context.Context, decoded []decodedContainer) (procs
 	}
 	close(ctrs)
 	wg.Wait()
-	return procs, unanswered
+	if failed != nil {
+		return nil, nil, fmt.Errorf("observe: %w", failed)
+	}
+	return procs, unanswered, nil
 }
 
 // vouchedTask is the running task that container d's run record and the
