@@ -1,20 +1,24 @@
 package integration
 
 import (
-	"fmt"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stackdev/stack/engine"
 )
 
 // A running container is observed without asking its task's shim when the
-// kernel vouches for its process; whatever happens to the task behind
-// stack's back still shows at once: a pause through containerd itself, a
-// resume, and a kill of the container's process from the host.
+// kernel vouches for its process: with the shim stopped (SIGSTOP), which
+// would leave containerd without an answer, the container still shows
+// running, at once. Whatever happens to the task behind stack's back still
+// shows: a pause through containerd itself, a resume, and a kill of the
+// container's process from the host; a stop leaves nothing to vouch for.
 func TestDriverObserveFollowsWhatHappensToATaskBehindStacksBack(t *testing.T) {
 	e := newDriverEnv(t)
 	n := e.network("default")
@@ -31,11 +35,8 @@ func TestDriverObserveFollowsWhatHappensToATaskBehindStacksBack(t *testing.T) {
 	if c.Pid != int(task.Pid()) || c.Pid == 0 {
 		t.Fatalf("observed PID %d, containerd's task has %d", c.Pid, task.Pid())
 	}
-	// What the kernel is asked about: without it, this test would only
-	// show containerd's answers again.
-	record, err := os.ReadFile(filepath.Join(e.stateDir, "containers", c.ID, "run.json"))
-	if err != nil || !strings.Contains(string(record), fmt.Sprintf(`"pid": %d`, c.Pid)) {
-		t.Fatalf("the run record does not identify the container's process %d: %s %v", c.Pid, record, err)
+	if p := recordedProcess(t, e, c.ID); p == nil || p.Pid != c.Pid {
+		t.Fatalf("the run record does not identify the container's process %d: %+v", c.Pid, p)
 	}
 	expect := func(when string, want engine.Status) {
 		t.Helper()
@@ -49,6 +50,18 @@ func TestDriverObserveFollowsWhatHappensToATaskBehindStacksBack(t *testing.T) {
 		if alone.Status != want {
 			t.Errorf("%s: ObserveContainer shows %s, want %s", when, alone.Status, want)
 		}
+	}
+
+	shim := parentOf(t, c.Pid)
+	if err := syscall.Kill(shim, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(shim, syscall.SIGCONT) })
+	began := time.Now()
+	expect("its shim stopped", engine.StatusRunning)
+	t.Logf("observed twice with the shim stopped in %s", time.Since(began))
+	if err := syscall.Kill(shim, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
 	}
 
 	if err := task.Pause(e.ctx); err != nil {
@@ -68,4 +81,47 @@ func TestDriverObserveFollowsWhatHappensToATaskBehindStacksBack(t *testing.T) {
 	if code := e.container(c.ID).ExitCode; code != 137 {
 		t.Errorf("killed from the host: exit code %d, want 137", code)
 	}
+
+	if err := e.d.StartContainer(e.ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.StopContainer(e.ctx, c.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if p := recordedProcess(t, e, c.ID); p != nil {
+		t.Errorf("a stopped run's record still names a process: %+v", p)
+	}
+	expect("stopped", engine.StatusExited)
+}
+
+// recordedProcess is the process that container id's run record names
+// (what the kernel is asked about); nil when it names none.
+func recordedProcess(t *testing.T, e *driverEnv, id string) *struct{ Pid int } {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.stateDir, "containers", id, "run.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rr struct {
+		Proc *struct{ Pid int } `json:"proc"`
+	}
+	if err := json.Unmarshal(b, &rr); err != nil {
+		t.Fatal(err)
+	}
+	return rr.Proc
+}
+
+// parentOf is the PID of process pid's parent: a container init's shim.
+func parentOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	parent, err := strconv.Atoi(fields[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parent
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/containerd/api/types/task"
 	containerd "github.com/containerd/containerd/v2/client"
 )
 
@@ -62,6 +63,11 @@ type Client struct {
 	// fifoDir is where exec FIFOs go (execFIFODir), chosen once.
 	fifoOnce sync.Once
 	fifoDir  string
+	// host is where a run is vouched for without its shim (proc_live.go);
+	// getTask and serving ask containerd, and tests of observe replace them.
+	host    hostProc
+	getTask func(ctx context.Context, id string) (*task.Process, error)
+	serving func(ctx context.Context) bool
 }
 
 // ErrUnreachable means nothing answered on the containerd address.
@@ -97,7 +103,9 @@ func newClient(ctr *containerd.Client, opts Options) (*Client, error) {
 		ctr.Close()
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
-	return &Client{ctr: ctr, opts: opts}, nil
+	c := &Client{ctr: ctr, opts: opts, host: realHost}
+	c.getTask, c.serving = c.taskOf, c.containerdServes
+	return c, nil
 }
 
 // Dialing is a connection to containerd on its way: a command dials first

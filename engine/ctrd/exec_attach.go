@@ -83,7 +83,7 @@ func (c *Client) StartAttached(ctx context.Context, id string, opts AttachOption
 		return nil, fmt.Errorf("start container %s: %w", spec.Name, err)
 	}
 	rr.StartedAt, rr.FinishedAt, rr.ExitCode, rr.Exited = time.Now().UTC(), time.Time{}, 0, false
-	rr.Proc = realHost.identify(task.Pid(), id, bootID())
+	rr.Proc = c.host.identify(task.Pid(), id, c.host.bootID())
 	if err := c.saveRun(id, rr); err != nil {
 		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
 		return nil, err

@@ -29,10 +29,10 @@ import (
 // containerd 1.6 answers a task's state by asking its shim, one process
 // wake-up each, and its tasks list asks every shim of the namespace in
 // turn: about 0.3 ms of CPU per task, most of a no-op up's time with 30
-// services. A run whose init process the kernel shows alive, unfrozen and
-// in its container's cgroup (hostProc.runs) is running without asking; the
-// others (stopped, paused, exited, started before stack recorded its
-// process) are asked for one by one, in parallel.
+// services. A run whose init process the kernel shows alive, under the
+// same shim, with its cgroup thawed (hostProc.runs) is running without
+// asking; the others (stopped, paused, exited, started before stack
+// recorded its process) are asked for one by one, in parallel.
 func (c *Client) Observe(ctx context.Context, project string) (engine.State, error) {
 	filter := fmt.Sprintf("labels.%q", engine.LabelName)
 	if project != "" {
@@ -49,18 +49,20 @@ func (c *Client) Observe(ctx context.Context, project string) (engine.State, err
 		images, imageErr = c.ImageDigests(ctx)
 	}()
 	list, listErr := c.ctr.ContainerService().List(ctx, filter)
-	var decoded []decodedContainer
-	if listErr == nil {
-		decoded = c.decodeContainers(list)
-	}
 	recordsErr := c.observeRecords(&st)
 	var (
+		decoded    []decodedContainer
 		procs      map[string]*task.Process
 		unanswered map[string]bool
 		taskErr    error
 	)
 	if listErr == nil {
+		boot := c.host.bootID()
+		decoded = c.decodeContainers(list, boot)
 		procs, unanswered, taskErr = c.tasksOf(ctx, decoded)
+		if taskErr == nil {
+			taskErr = c.settleBehindRecords(ctx, decoded, boot, procs, unanswered)
+		}
 	}
 	<-imagesIn
 	if listErr != nil {
@@ -69,7 +71,6 @@ func (c *Client) Observe(ctx context.Context, project string) (engine.State, err
 	if err := cmp.Or(taskErr, imageErr, recordsErr); err != nil {
 		return engine.State{}, err
 	}
-	c.settleBehindRecords(ctx, decoded, procs, unanswered)
 	st.Containers = c.withTasks(decoded, procs, unanswered)
 	st.Images = images
 	return st, nil
@@ -80,13 +81,12 @@ const taskAsks = 16
 
 // tasksOf is the task of each decoded container: running, from its run
 // record when the kernel vouches for it, else as containerd answers (no
-// entry: no task). A task that does not answer is left out and its
-// container is returned in unanswered, so one busy shim leaves one
-// container's state unknown rather than failing the whole observation;
-// containerd itself unreachable, or ctx ended, does fail it.
-func (c *Client) tasksOf(ctx context.Context, decoded []decodedContainer) (procs map[string]*task.Process, unanswered map[string]bool, err error) {
-	procs = make(map[string]*task.Process, len(decoded))
-	unanswered = map[string]bool{}
+// entry: no task). A container whose task could not be asked is returned
+// in unanswered, so that one broken shim leaves one container's state
+// unknown rather than failing the whole observation; containerd itself
+// unreachable, or ctx ended, does fail it (askFailed).
+func (c *Client) tasksOf(ctx context.Context, decoded []decodedContainer) (map[string]*task.Process, map[string]bool, error) {
+	procs := make(map[string]*task.Process, len(decoded))
 	var ask []engine.Container
 	for _, d := range decoded {
 		if d.ctr.Name == "" {
@@ -98,75 +98,98 @@ func (c *Client) tasksOf(ctx context.Context, decoded []decodedContainer) (procs
 		}
 		ask = append(ask, d.ctr)
 	}
-	var (
-		mu     sync.Mutex
-		wg     sync.WaitGroup
-		ctrs   = make(chan engine.Container)
-		failed error
-	)
+	errs := make([]error, len(ask))
+	asked := make([]*task.Process, len(ask))
+	next := make(chan int)
+	var wg sync.WaitGroup
 	for range min(taskAsks, len(ask)) {
 		wg.Go(func() {
-			for ctr := range ctrs {
-				proc, err := c.taskOf(ctx, ctr.ID)
-				mu.Lock()
-				switch {
-				case err != nil && (errdefs.IsUnavailable(err) || ctx.Err() != nil):
-					failed = cmp.Or(failed, err)
-				case err != nil:
-					c.opts.Logger.Warn("observe: a task did not answer; its container's state is unknown", "container", ctr.Name, "err", err)
-					unanswered[ctr.ID] = true
-				case proc != nil:
-					procs[ctr.ID] = proc
-				}
-				mu.Unlock()
+			for i := range next {
+				asked[i], errs[i] = c.getTask(ctx, ask[i].ID)
 			}
 		})
 	}
-	for _, ctr := range ask {
-		ctrs <- ctr
+	for i := range ask {
+		next <- i
 	}
-	close(ctrs)
+	close(next)
 	wg.Wait()
-	if failed != nil {
-		return nil, nil, fmt.Errorf("observe: %w", failed)
+	unanswered := map[string]bool{}
+	for i, ctr := range ask {
+		switch {
+		case errs[i] == nil && asked[i] != nil:
+			procs[ctr.ID] = asked[i]
+		case errs[i] != nil:
+			if err := c.askFailed(ctx, errs[i]); err != nil {
+				return nil, nil, err
+			}
+			c.opts.Logger.Warn("observe: a task did not answer; its container's state is unknown", "container", ctr.Name, "err", errs[i])
+			unanswered[ctr.ID] = true
+		}
 	}
 	return procs, unanswered, nil
 }
 
-// vouchedTask is the running task that container d's run record and the
+// askFailed tells an error that ends the observation (ctx ended,
+// containerd unreachable) from one that leaves a single container
+// unknown: a shim's own failure, which containerd may also report as
+// unavailable, so containerd is asked whether it still answers.
+func (c *Client) askFailed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("observe: %w", ctx.Err())
+	}
+	if errdefs.IsUnavailable(err) && !c.serving(ctx) {
+		return err
+	}
+	return nil
+}
+
+// vouchedTask is the running task that container id's run record and the
 // kernel vouch for, or nil when containerd must be asked.
-func vouchedTask(d decodedContainer, boot string) *task.Process {
-	rr := d.run
-	if rr.Exited || rr.StartedAt.IsZero() || !realHost.runs(rr.Proc, boot) {
+func (c *Client) vouchedTask(id string, rr runRecord, boot string) *task.Process {
+	if rr.Exited || rr.StartedAt.IsZero() || !c.host.runs(rr.Proc, boot) {
 		return nil
 	}
-	return &task.Process{ID: d.ctr.ID, Pid: uint32(rr.Proc.Pid), Status: task.Status_RUNNING}
+	return &task.Process{ID: id, Pid: uint32(rr.Proc.Pid), Status: task.Status_RUNNING}
 }
 
 // ObserveContainer observes one container alone, as Observe would show it
 // in its State: one container Get and, unless its run record vouches for
-// a running task, one task Get (one shim asked, not every one), so its
-// cost does not grow with the number of containers. A container that is
-// gone, or is not a stack container, is an error that errdefs.IsNotFound
-// recognises.
+// a running task, one task Get (one shim asked, not every one) sent at the
+// same time, so its cost does not grow with the number of containers. A
+// container that is gone, or is not a stack container, is an error that
+// errdefs.IsNotFound recognises.
 func (c *Client) ObserveContainer(ctx context.Context, id string) (engine.Container, error) {
+	boot := c.host.bootID()
+	rr, _ := c.loadRun(id)
+	var (
+		proc    = c.vouchedTask(id, rr, boot)
+		taskErr error
+		asked   = make(chan struct{})
+	)
+	if proc == nil {
+		go func() { // the shim's answer is most of the time: ask it meanwhile
+			defer close(asked)
+			proc, taskErr = c.getTask(ctx, id)
+		}()
+	} else {
+		close(asked)
+	}
 	info, err := c.ctr.ContainerService().Get(ctx, id)
+	<-asked
 	if err != nil {
 		return engine.Container{}, fmt.Errorf("observe container %s: %w", id, err)
 	}
-	d := c.decodeContainer(info)
+	if taskErr != nil {
+		return engine.Container{}, taskErr
+	}
+	d := c.decodeContainer(info, boot)
 	if d.ctr.Name == "" {
 		return engine.Container{}, fmt.Errorf("observe container %s: not a stack container: %w", id, errdefs.ErrNotFound)
 	}
-	proc := d.vouched
-	if proc == nil {
-		if proc, err = c.taskOf(ctx, id); err != nil {
-			return engine.Container{}, err
-		}
-	}
 	if taskAndRecordDisagree(proc, d.run) {
-		d = c.decodeContainer(info)
-		if proc, err = c.taskOf(ctx, id); err != nil {
+		d = c.decodeContainer(info, boot)
+		if proc, err = c.getTask(ctx, id); err != nil {
 			return engine.Container{}, err
 		}
 	}
@@ -182,16 +205,20 @@ func (c *Client) ObserveContainer(ctx context.Context, id string) (engine.Contai
 // once its task runs. Taken at its word, such a container would look like
 // one whose task vanished with containerd, and the daemon would decide a
 // restart for a run that ended normally or is in fact going on. Only
-// containers in that state cost a second read. A task that answers now is
-// no longer unanswered; one that does not answer is.
-func (c *Client) settleBehindRecords(ctx context.Context, decoded []decodedContainer, procs map[string]*task.Process, unanswered map[string]bool) {
+// containers in that state cost a second read; after a reboot that is
+// every running one, once. A task that answers now is no longer
+// unanswered; one that does not answer is, as in tasksOf.
+func (c *Client) settleBehindRecords(ctx context.Context, decoded []decodedContainer, boot string, procs map[string]*task.Process, unanswered map[string]bool) error {
 	for i, d := range decoded {
 		if d.ctr.Name == "" || !taskAndRecordDisagree(procs[d.ctr.ID], d.run) {
 			continue
 		}
-		decoded[i] = c.decodeContainer(d.info)
-		proc, err := c.taskOf(ctx, d.ctr.ID)
+		decoded[i] = c.decodeContainer(d.info, boot)
+		proc, err := c.getTask(ctx, d.ctr.ID)
 		if err != nil {
+			if err := c.askFailed(ctx, err); err != nil {
+				return err
+			}
 			c.opts.Logger.Warn("observe: a task did not answer; its container's state is unknown", "container", d.ctr.Name, "err", err)
 			unanswered[d.ctr.ID] = true
 			continue
@@ -199,6 +226,7 @@ func (c *Client) settleBehindRecords(ctx context.Context, decoded []decodedConta
 		delete(unanswered, d.ctr.ID)
 		procs[d.ctr.ID] = proc
 	}
+	return nil
 }
 
 // taskAndRecordDisagree says whether the task and the run record may have
@@ -211,7 +239,7 @@ func taskAndRecordDisagree(proc *task.Process, rr runRecord) bool {
 	return proc == nil || proc.Status == task.Status_CREATED
 }
 
-// taskOf is the container's task, nil when it has none.
+// taskOf is the container's task from containerd, nil when it has none.
 func (c *Client) taskOf(ctx context.Context, id string) (*task.Process, error) {
 	resp, err := c.ctr.TaskService().Get(ctx, &tasks.GetRequest{ContainerID: id})
 	if err != nil {
@@ -221,6 +249,12 @@ func (c *Client) taskOf(ctx context.Context, id string) (*task.Process, error) {
 		return nil, fmt.Errorf("observe container %s: get task: %w", id, err)
 	}
 	return resp.Process, nil
+}
+
+// containerdServes reports whether containerd answers at all.
+func (c *Client) containerdServes(ctx context.Context) bool {
+	_, err := c.ctr.Version(ctx)
+	return err == nil
 }
 
 // decodedContainer is a container as its record and run record tell it,
@@ -256,9 +290,10 @@ func (c *Client) withTasks(decoded []decodedContainer, procs map[string]*task.Pr
 	return out
 }
 
-// decodeContainers decodes the containers on every CPU: decoding JSON and
-// reading run records is most of Observe's own time.
-func (c *Client) decodeContainers(list []containers.Container) []decodedContainer {
+// decodeContainers decodes the containers on every CPU: decoding JSON,
+// reading run records and asking the kernel about running ones is most of
+// Observe's own time.
+func (c *Client) decodeContainers(list []containers.Container, boot string) []decodedContainer {
 	out := make([]decodedContainer, len(list))
 	var wg sync.WaitGroup
 	workers := min(runtime.NumCPU(), len(list))
@@ -267,7 +302,7 @@ func (c *Client) decodeContainers(list []containers.Container) []decodedContaine
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(list); i += workers {
-				out[i] = c.decodeContainer(list[i])
+				out[i] = c.decodeContainer(list[i], boot)
 			}
 		}()
 	}
@@ -293,7 +328,7 @@ func (c *Client) observeRecords(st *engine.State) error {
 	return nil
 }
 
-func (c *Client) decodeContainer(info containers.Container) decodedContainer {
+func (c *Client) decodeContainer(info containers.Container, boot string) decodedContainer {
 	l := info.Labels
 	n, _ := strconv.Atoi(l[engine.LabelNumber])
 	ctr := engine.Container{
@@ -340,7 +375,7 @@ func (c *Client) decodeContainer(info containers.Container) decodedContainer {
 	}
 	ctr.Restart, ctr.RestartCount, ctr.UserStopped = spec.Restart, rr.RestartCount, c.UserStopped(info.ID)
 	d := decodedContainer{info: info, ctr: ctr, spec: spec, run: rr}
-	d.vouched = vouchedTask(d, bootID())
+	d.vouched = c.vouchedTask(info.ID, rr, boot)
 	return d
 }
 

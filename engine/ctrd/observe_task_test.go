@@ -1,10 +1,18 @@
 package ctrd
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/errdefs"
 
 	"github.com/stackdev/stack/engine"
 )
@@ -47,7 +55,7 @@ func TestApplyTaskShowsAStartInProgressAsTheRunBeforeIt(t *testing.T) {
 // The run record is read before the task is asked for: a task missing, or
 // not started, while the record says a run goes on, may come from a stop,
 // a restart or a start that landed in between, and both are read again.
-func TestTaskBehindRecordOnlyWhenTheRecordSaysARunGoesOn(t *testing.T) {
+func TestTaskAndRecordDisagreeOnlyWhenTheRecordSaysARunGoesOn(t *testing.T) {
 	going := runRecord{StartedAt: time.Now()}
 	for _, tc := range []struct {
 		name string
@@ -67,5 +75,155 @@ func TestTaskBehindRecordOnlyWhenTheRecordSaysARunGoesOn(t *testing.T) {
 				t.Errorf("taskAndRecordDisagree = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// fakeTasks stands for containerd's task service in tests of observe: the
+// tasks it knows, the containers whose shim fails, whether containerd
+// answers at all, and which containers it was asked about.
+type fakeTasks struct {
+	mu      sync.Mutex
+	tasks   map[string]*task.Process
+	failing map[string]error
+	down    bool
+	asked   []string
+}
+
+func (f *fakeTasks) get(ctx context.Context, id string) (*task.Process, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, id)
+	if err := f.failing[id]; err != nil {
+		return nil, err
+	}
+	return f.tasks[id], nil
+}
+
+func (f *fakeTasks) serving(context.Context) bool { return !f.down }
+
+func (f *fakeTasks) askedSorted() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(slices.Values(f.asked))
+}
+
+// observeClient is a Client on a state directory of its own, whose
+// containerd is f and whose host vouches for nothing.
+func observeClient(t *testing.T, f *fakeTasks) *Client {
+	c := &Client{opts: Options{StateDir: t.TempDir()}.withDefaults(), host: hostProc{procRoot: t.TempDir()}}
+	c.opts.Logger = slog.New(slog.DiscardHandler)
+	c.getTask, c.serving = f.get, f.serving
+	return c
+}
+
+// listed is container id as containerd's list returns it.
+func listed(id string) containers.Container {
+	return containers.Container{ID: id, Labels: map[string]string{engine.LabelName: "p-" + id + "-1", engine.LabelProject: "p"}}
+}
+
+func TestAnObservationAsksContainerdOnlyForTheTasksTheKernelDoesNotVouchFor(t *testing.T) {
+	f := &fakeTasks{tasks: map[string]*task.Process{"web": {ID: "web", Status: task.Status_RUNNING, Pid: 7}}}
+	c := observeClient(t, f)
+	decoded := []decodedContainer{c.decodeContainer(listed("web"), ""), c.decodeContainer(listed("db"), ""), c.decodeContainer(listed("api"), "")}
+	decoded[2].vouched = &task.Process{ID: "api", Status: task.Status_RUNNING, Pid: 9}
+
+	procs, unanswered, err := c.tasksOf(context.Background(), decoded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.askedSorted(); !slices.Equal(got, []string{"db", "web"}) {
+		t.Errorf("containerd was asked about %v, want db and web (api is vouched for)", got)
+	}
+	if procs["api"] != decoded[2].vouched || procs["web"].GetPid() != 7 || procs["db"] != nil || len(unanswered) != 0 {
+		t.Errorf("tasks %v, unanswered %v: want api as vouched, web from containerd, no task for db", procs, unanswered)
+	}
+}
+
+func TestAShimThatFailsLeavesOnlyItsContainerUnknown(t *testing.T) {
+	f := &fakeTasks{
+		tasks:   map[string]*task.Process{"web": {ID: "web", Status: task.Status_RUNNING}},
+		failing: map[string]error{"db": fmt.Errorf("state of the task: %w", errdefs.ErrUnknown)},
+	}
+	c := observeClient(t, f)
+	procs, unanswered, err := c.tasksOf(context.Background(), []decodedContainer{c.decodeContainer(listed("web"), ""), c.decodeContainer(listed("db"), "")})
+	if err != nil {
+		t.Fatalf("one failing shim failed the whole observation: %v", err)
+	}
+	if !unanswered["db"] || unanswered["web"] || procs["web"] == nil {
+		t.Errorf("unanswered %v, tasks %v: want db alone unknown", unanswered, procs)
+	}
+	// containerd reports a shim that does not answer as unavailable too.
+	f.failing["db"] = fmt.Errorf("shim: %w", errdefs.ErrUnavailable)
+	if _, unanswered, err = c.tasksOf(context.Background(), []decodedContainer{c.decodeContainer(listed("db"), "")}); err != nil || !unanswered["db"] {
+		t.Errorf("an unavailable shim while containerd answers: unanswered %v, err %v; want db unknown, no error", unanswered, err)
+	}
+}
+
+func TestContainerdGoneOrAnEndedContextFailsTheObservation(t *testing.T) {
+	f := &fakeTasks{failing: map[string]error{"db": fmt.Errorf("connection refused: %w", errdefs.ErrUnavailable)}, down: true}
+	c := observeClient(t, f)
+	if _, _, err := c.tasksOf(context.Background(), []decodedContainer{c.decodeContainer(listed("db"), "")}); !errdefs.IsUnavailable(err) {
+		t.Errorf("containerd unreachable: err %v, want it unavailable", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	f.failing["db"], f.down = context.Canceled, false
+	if _, _, err := c.tasksOf(ctx, []decodedContainer{c.decodeContainer(listed("db"), "")}); !errors.Is(err, context.Canceled) {
+		t.Errorf("context ended: err %v, want it canceled", err)
+	}
+}
+
+// A stop that lands between the run record's read and the task's: the
+// record read first says the run goes on, the task is already deleted.
+// The container shows the exit the stop recorded, not a task that
+// vanished.
+func TestARunStoppedBetweenItsRecordAndItsTaskShowsItsExit(t *testing.T) {
+	f := &fakeTasks{}
+	c := observeClient(t, f)
+	started := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
+	if err := c.saveRun("web", runRecord{StartedAt: started}); err != nil {
+		t.Fatal(err)
+	}
+	decoded := []decodedContainer{c.decodeContainer(listed("web"), "")}
+	ended := runRecord{StartedAt: started, FinishedAt: started.Add(time.Minute), ExitCode: 137, Exited: true}
+	if err := c.saveRun("web", ended); err != nil { // the stop: its exit recorded, then its task deleted
+		t.Fatal(err)
+	}
+	procs, unanswered, err := c.tasksOf(context.Background(), decoded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.settleBehindRecords(context.Background(), decoded, "", procs, unanswered); err != nil {
+		t.Fatal(err)
+	}
+	got := c.withTasks(decoded, procs, unanswered)[0]
+	if got.Status != engine.StatusExited || got.ExitCode != 137 {
+		t.Errorf("status %s exit %d, want exited 137", got.Status, got.ExitCode)
+	}
+	if n := len(f.askedSorted()); n != 2 {
+		t.Errorf("the task was asked for %d times, want twice (once more after the record was read again)", n)
+	}
+}
+
+// A container whose shim failed the first ask and answers the second is
+// no longer unknown.
+func TestASecondAskThatAnswersClearsTheUnknown(t *testing.T) {
+	f := &fakeTasks{failing: map[string]error{"web": errdefs.ErrUnknown}}
+	c := observeClient(t, f)
+	if err := c.saveRun("web", runRecord{StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	decoded := []decodedContainer{c.decodeContainer(listed("web"), "")}
+	procs, unanswered, err := c.tasksOf(context.Background(), decoded)
+	if err != nil || !unanswered["web"] {
+		t.Fatalf("unanswered %v, err %v: want web unknown after its shim failed", unanswered, err)
+	}
+	f.failing = nil
+	f.tasks = map[string]*task.Process{"web": {ID: "web", Status: task.Status_RUNNING, Pid: 7}}
+	if err := c.settleBehindRecords(context.Background(), decoded, "", procs, unanswered); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.withTasks(decoded, procs, unanswered)[0]; got.Status != engine.StatusRunning || got.Pid != 7 {
+		t.Errorf("status %s pid %d, want running 7", got.Status, got.Pid)
 	}
 }

@@ -6,16 +6,18 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 )
 
 // procIdentity names one run's init process beyond its PID, which the
 // kernel reuses: its start time in clock ticks after boot, and the boot.
 // runc itself decides whether a container still runs the same way, from
-// the PID and start time it keeps in its state. FreezeFile is the
-// container's cgroup freezer state, which shows a paused container.
+// the PID and start time it keeps in its state. Parent is the task's shim,
+// which reaps the init and reports its exit: a shim that died leaves the
+// process to another parent, and containerd must be asked. FreezeFile is
+// the container's cgroup freezer state, which shows a paused container.
 type procIdentity struct {
 	Pid        int    `json:"pid"`
+	Parent     int    `json:"parent"`
 	StartTicks uint64 `json:"startTicks"`
 	BootID     string `json:"bootID"`
 	FreezeFile string `json:"freezeFile"`
@@ -30,8 +32,8 @@ type hostProc struct {
 
 var realHost = hostProc{procRoot: "/proc", cgroupRoot: "/sys/fs/cgroup"}
 
-var bootID = sync.OnceValue(func() string { return realHost.bootID() })
-
+// bootID names this boot of the host; "" when it cannot be read, which
+// vouches for nothing.
 func (h hostProc) bootID() string {
 	return readTrimmed(path.Join(h.procRoot, "sys/kernel/random/boot_id"))
 }
@@ -39,7 +41,8 @@ func (h hostProc) bootID() string {
 // identify reads the identity of process pid, the init of container id's
 // task just created; nil when it cannot be read (it has already exited,
 // /proc is not the host's, the cgroup is not laid out as containerd lays
-// it out), which leaves that run to be observed through containerd.
+// it out or has no freeze file), which leaves that run to be observed
+// through containerd.
 func (h hostProc) identify(pid uint32, id, boot string) *procIdentity {
 	if pid == 0 || boot == "" {
 		return nil
@@ -49,24 +52,24 @@ func (h hostProc) identify(pid uint32, id, boot string) *procIdentity {
 		return nil
 	}
 	freeze := h.freezeFile(int(pid), id)
-	if freeze == "" {
+	if freeze == "" || readTrimmed(freeze) == "" {
 		return nil
 	}
-	return &procIdentity{Pid: int(pid), StartTicks: st.startTicks, BootID: boot, FreezeFile: freeze}
+	return &procIdentity{Pid: int(pid), Parent: st.parent, StartTicks: st.startTicks, BootID: boot, FreezeFile: freeze}
 }
 
-// runs reports whether the process p names still runs, in a cgroup that
-// is not frozen: then its task is running, and containerd need not ask
-// the task's shim. False means "ask containerd", never "stopped": a zombie
-// not yet reaped, a frozen (maybe paused) cgroup, a PID now used by
-// another process, a record from before a reboot, a /proc that is not the
-// host's all answer false.
+// runs reports whether the process p names still runs under the same
+// shim, in a cgroup that is not frozen: then its task is running, and
+// containerd need not ask the task's shim. False means "ask containerd",
+// never "stopped": a zombie not yet reaped, a frozen (maybe paused)
+// cgroup, a PID now used by another process, a shim gone, a record from
+// before a reboot, a /proc that is not the host's all answer false.
 func (h hostProc) runs(p *procIdentity, boot string) bool {
 	if p == nil || p.Pid <= 0 || boot == "" || p.BootID != boot {
 		return false
 	}
 	st, ok := h.stat(p.Pid)
-	if !ok || !st.alive() || st.startTicks != p.StartTicks {
+	if !ok || !st.alive() || st.startTicks != p.StartTicks || st.parent != p.Parent {
 		return false
 	}
 	return thawed(p.FreezeFile)
@@ -74,6 +77,7 @@ func (h hostProc) runs(p *procIdentity, boot string) bool {
 
 type procStat struct {
 	state      byte
+	parent     int
 	startTicks uint64
 }
 
@@ -89,24 +93,29 @@ func (h hostProc) stat(pid int) (procStat, bool) {
 	return parseProcStat(b)
 }
 
-// parseProcStat reads the state (field 3) and start time (field 22) of a
-// /proc/PID/stat line. The command name (field 2) may hold spaces and
-// parentheses, so fields are counted from its closing parenthesis.
+// parseProcStat reads the state (field 3), the parent's PID (field 4) and
+// the start time (field 22) of a /proc/PID/stat line. The command name
+// (field 2) may hold spaces and parentheses, so fields are counted from
+// its closing parenthesis.
 func parseProcStat(b []byte) (procStat, bool) {
 	end := bytes.LastIndexByte(b, ')')
 	if end < 0 {
 		return procStat{}, false
 	}
 	fields := strings.Fields(string(b[end+1:]))
-	const stateField, startField = 3, 22 // 1-based, as proc(5) numbers them
+	const stateField, parentField, startField = 3, 4, 22 // 1-based, as proc(5) numbers them
 	if len(fields) <= startField-stateField || len(fields[0]) != 1 {
+		return procStat{}, false
+	}
+	parent, err := strconv.Atoi(fields[parentField-stateField])
+	if err != nil {
 		return procStat{}, false
 	}
 	start, err := strconv.ParseUint(fields[startField-stateField], 10, 64)
 	if err != nil {
 		return procStat{}, false
 	}
-	return procStat{state: fields[0][0], startTicks: start}, true
+	return procStat{state: fields[0][0], parent: parent, startTicks: start}, true
 }
 
 // freezeFile is the file that shows whether pid's cgroup is frozen, given

@@ -88,7 +88,7 @@ func (c *Client) startTask(ctx context.Context, id string, onStart func(*runReco
 	}
 	// The init process exists from the task's creation and keeps its PID
 	// and start time through its exec: read them before it can exit.
-	proc := realHost.identify(task.Pid(), id, bootID())
+	proc := c.host.identify(task.Pid(), id, c.host.bootID())
 	if err := task.Start(ctx); err != nil {
 		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
 		return false, fmt.Errorf("start container %s: %w", spec.Name, err)
