@@ -16,8 +16,9 @@ import (
 // task is created while CNI ADD runs, the run record gets the new start
 // once the task runs, and an observation reads the records and the tasks
 // one after the other: each of those used to show exactly that, whether
-// the last run was stopped by the user or exited by itself. A stop, which
-// deletes the task, records the run's end first, and is watched too.
+// the last run was stopped by the user or exited by itself, and whether
+// stack or the daemon's restart starts it again. A stop, which deletes the
+// task, records the run's end first, and is watched too.
 func TestDriverObserveNeverShowsAStartingContainerAsItsTaskGone(t *testing.T) {
 	e := newDriverEnv(t)
 	n := e.network("default")
@@ -29,17 +30,26 @@ func TestDriverObserveNeverShowsAStartingContainerAsItsTaskGone(t *testing.T) {
 	stopped := e.spec("stopped", n.Name)
 	exits := e.spec("exits", n.Name)
 	exits.Process.Command = []string{"sh", "-c", "sleep 0.2; exit 3"}
+	restarted := exits
+	restarted.Name, restarted.Service = e.project+"-restarted-1", "restarted"
+	start := func(id string) error { return e.d.StartContainer(e.ctx, id) }
+	// The daemon's restart: the exited task deleted (its exit recorded
+	// first), the network set up anew, a new task started.
+	restart := func(id string) error { _, err := e.d.AutoRestart(e.ctx, id, 0); return err }
+	waitExited := func(t *testing.T, id string) (int, int) {
+		waitFor(t, func() bool { return e.container(id).Status == engine.StatusExited })
+		return 0, 0
+	}
 	for _, tc := range []struct {
 		spec    engine.ContainerSpec
+		start   func(id string) error
 		endsRun func(t *testing.T, id string) (observed, taskGone int)
 	}{
-		{stopped, func(t *testing.T, id string) (int, int) {
+		{stopped, start, func(t *testing.T, id string) (int, int) {
 			return observeDuring(t, e, id, func() error { return e.d.StopContainer(e.ctx, id, 100*time.Millisecond) })
 		}},
-		{exits, func(t *testing.T, id string) (int, int) {
-			waitFor(t, func() bool { return e.container(id).Status == engine.StatusExited })
-			return 0, 0
-		}},
+		{exits, start, waitExited},
+		{restarted, restart, waitExited},
 	} {
 		t.Run(tc.spec.Service, func(t *testing.T) {
 			id, err := e.d.CreateContainer(e.ctx, tc.spec)
@@ -49,7 +59,7 @@ func TestDriverObserveNeverShowsAStartingContainerAsItsTaskGone(t *testing.T) {
 			const starts = 8
 			var observed, taskGone int
 			for range starts {
-				o, g := observeDuring(t, e, id, func() error { return e.d.StartContainer(e.ctx, id) })
+				o, g := observeDuring(t, e, id, func() error { return tc.start(id) })
 				observed, taskGone = observed+o, taskGone+g
 				o, g = tc.endsRun(t, id)
 				observed, taskGone = observed+o, taskGone+g
