@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -52,7 +51,10 @@ func TestDriverObserveFollowsWhatHappensToATaskBehindStacksBack(t *testing.T) {
 		}
 	}
 
-	shim := parentOf(t, c.Pid)
+	shim, err := strconv.Atoi(procField(t, c.Pid, 4)) // the init's parent
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := syscall.Kill(shim, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -109,19 +111,4 @@ func recordedProcess(t *testing.T, e *driverEnv, id string) *struct{ Pid int } {
 		t.Fatal(err)
 	}
 	return rr.Proc
-}
-
-// parentOf is the PID of process pid's parent: a container init's shim.
-func parentOf(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	parent, err := strconv.Atoi(fields[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return parent
 }
