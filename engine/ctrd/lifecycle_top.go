@@ -93,24 +93,22 @@ func readProc(procRoot string, pid int, boot time.Time, uptime time.Duration) (T
 	return tp, nil
 }
 
-// parseStat reads /proc/<pid>/stat. The command sits in parentheses and
-// may itself hold spaces and parentheses, so fields are counted after the
-// last ')'. TIME carries the raw tick count until readProc formats it.
+// parseStat reads /proc/<pid>/stat (see statFields). TIME carries the raw
+// tick count until readProc formats it.
 func parseStat(s string) (TopProcess, time.Duration, error) {
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < open {
+	comm, f, ok := statFields(s) // f[0] is field 3 (state)
+	if !ok {
 		return TopProcess{}, 0, fmt.Errorf("malformed stat %q", s)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(s[:open]))
+	pid, err := strconv.Atoi(strings.TrimSpace(s[:strings.IndexByte(s, '(')]))
 	if err != nil {
 		return TopProcess{}, 0, fmt.Errorf("malformed stat pid: %w", err)
 	}
-	f := strings.Fields(s[end+1:]) // f[0] is field 3 (state)
 	if len(f) < 20 {
 		return TopProcess{}, 0, fmt.Errorf("short stat %q", s)
 	}
 	num := func(i int) int64 { n, _ := strconv.ParseInt(f[i], 10, 64); return n }
-	tp := TopProcess{PID: pid, PPID: int(num(1)), TTY: ttyName(num(4)), CMD: "[" + s[open+1:end] + "]"}
+	tp := TopProcess{PID: pid, PPID: int(num(1)), TTY: ttyName(num(4)), CMD: "[" + comm + "]"}
 	tp.TIME = strconv.FormatInt(num(11)+num(12), 10) // utime + stime
 	return tp, time.Duration(num(19)) * time.Second / clockTicks, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,9 +90,6 @@ func (c *Client) tasksOf(ctx context.Context, decoded []decodedContainer) (map[s
 	procs := make(map[string]*task.Process, len(decoded))
 	var ask []engine.Container
 	for _, d := range decoded {
-		if d.ctr.Name == "" {
-			continue
-		}
 		if d.vouched != nil {
 			procs[d.ctr.ID] = d.vouched
 			continue
@@ -123,8 +121,7 @@ func (c *Client) tasksOf(ctx context.Context, decoded []decodedContainer) (map[s
 			if err := c.askFailed(ctx, errs[i]); err != nil {
 				return nil, nil, err
 			}
-			c.opts.Logger.Warn("observe: a task did not answer; its container's state is unknown", "container", ctr.Name, "err", errs[i])
-			unanswered[ctr.ID] = true
+			c.leaveUnknown(unanswered, ctr, errs[i])
 		}
 	}
 	return procs, unanswered, nil
@@ -142,6 +139,12 @@ func (c *Client) askFailed(ctx context.Context, err error) error {
 		return err
 	}
 	return nil
+}
+
+// leaveUnknown marks ctr's state unknown: its task did not answer.
+func (c *Client) leaveUnknown(unanswered map[string]bool, ctr engine.Container, err error) {
+	c.opts.Logger.Warn("observe: a task did not answer; its container's state is unknown", "container", ctr.Name, "err", err)
+	unanswered[ctr.ID] = true
 }
 
 // vouchedTask is the running task that container id's run record and the
@@ -162,8 +165,9 @@ func (c *Client) vouchedTask(id string, rr runRecord, boot string) *task.Process
 func (c *Client) ObserveContainer(ctx context.Context, id string) (engine.Container, error) {
 	boot := c.host.bootID()
 	rr, _ := c.loadRun(id)
+	vouched := c.vouchedTask(id, rr, boot)
 	var (
-		proc    = c.vouchedTask(id, rr, boot)
+		proc    = vouched
 		taskErr error
 		asked   = make(chan struct{})
 	)
@@ -183,13 +187,12 @@ func (c *Client) ObserveContainer(ctx context.Context, id string) (engine.Contai
 	if taskErr != nil {
 		return engine.Container{}, taskErr
 	}
-	d := c.decodeContainer(info, boot)
+	d := c.decodeRun(info, rr, vouched)
 	if d.ctr.Name == "" {
 		return engine.Container{}, fmt.Errorf("observe container %s: not a stack container: %w", id, errdefs.ErrNotFound)
 	}
 	if taskAndRecordDisagree(proc, d.run) {
-		d = c.decodeContainer(info, boot)
-		if proc, err = c.getTask(ctx, id); err != nil {
+		if d, proc, err = c.readAgain(ctx, d, boot); err != nil {
 			return engine.Container{}, err
 		}
 	}
@@ -210,23 +213,31 @@ func (c *Client) ObserveContainer(ctx context.Context, id string) (engine.Contai
 // unanswered; one that does not answer is, as in tasksOf.
 func (c *Client) settleBehindRecords(ctx context.Context, decoded []decodedContainer, boot string, procs map[string]*task.Process, unanswered map[string]bool) error {
 	for i, d := range decoded {
-		if d.ctr.Name == "" || !taskAndRecordDisagree(procs[d.ctr.ID], d.run) {
+		if !taskAndRecordDisagree(procs[d.ctr.ID], d.run) {
 			continue
 		}
-		decoded[i] = c.decodeContainer(d.info, boot)
-		proc, err := c.getTask(ctx, d.ctr.ID)
+		again, proc, err := c.readAgain(ctx, d, boot)
+		decoded[i] = again
 		if err != nil {
-			if err := c.askFailed(ctx, err); err != nil {
-				return err
+			if fatal := c.askFailed(ctx, err); fatal != nil {
+				return fatal
 			}
-			c.opts.Logger.Warn("observe: a task did not answer; its container's state is unknown", "container", d.ctr.Name, "err", err)
-			unanswered[d.ctr.ID] = true
+			c.leaveUnknown(unanswered, d.ctr, err)
 			continue
 		}
 		delete(unanswered, d.ctr.ID)
 		procs[d.ctr.ID] = proc
 	}
 	return nil
+}
+
+// readAgain reads container d's run record again, then asks containerd
+// for its task: in that order, as the writers order them, a change that
+// lands between the two reads shows in the task as it does in the record.
+func (c *Client) readAgain(ctx context.Context, d decodedContainer, boot string) (decodedContainer, *task.Process, error) {
+	d = c.decodeContainer(d.info, boot)
+	proc, err := c.getTask(ctx, d.ctr.ID)
+	return d, proc, err
 }
 
 // taskAndRecordDisagree says whether the task and the run record may have
@@ -274,9 +285,6 @@ type decodedContainer struct {
 func (c *Client) withTasks(decoded []decodedContainer, procs map[string]*task.Process, unanswered map[string]bool) []engine.Container {
 	out := make([]engine.Container, 0, len(decoded))
 	for _, d := range decoded {
-		if d.ctr.Name == "" {
-			continue // not a stack container
-		}
 		ctr := d.ctr
 		applyTask(&ctr, procs[ctr.ID], d.run)
 		if unanswered[ctr.ID] {
@@ -290,9 +298,9 @@ func (c *Client) withTasks(decoded []decodedContainer, procs map[string]*task.Pr
 	return out
 }
 
-// decodeContainers decodes the containers on every CPU: decoding JSON,
-// reading run records and asking the kernel about running ones is most of
-// Observe's own time.
+// decodeContainers decodes the stack containers of list on every CPU:
+// decoding JSON, reading run records and asking the kernel about running
+// ones is most of Observe's own time. Others (no name label) are left out.
 func (c *Client) decodeContainers(list []containers.Container, boot string) []decodedContainer {
 	out := make([]decodedContainer, len(list))
 	var wg sync.WaitGroup
@@ -307,7 +315,7 @@ func (c *Client) decodeContainers(list []containers.Container, boot string) []de
 		}()
 	}
 	wg.Wait()
-	return out
+	return slices.DeleteFunc(out, func(d decodedContainer) bool { return d.ctr.Name == "" })
 }
 
 func (c *Client) observeRecords(st *engine.State) error {
@@ -328,7 +336,16 @@ func (c *Client) observeRecords(st *engine.State) error {
 	return nil
 }
 
+// decodeContainer decodes a container with its run record, and the task
+// the kernel vouches for.
 func (c *Client) decodeContainer(info containers.Container, boot string) decodedContainer {
+	rr, _ := c.loadRun(info.ID)
+	return c.decodeRun(info, rr, c.vouchedTask(info.ID, rr, boot))
+}
+
+// decodeRun decodes a container whose run record rr was read, and whose
+// running task the kernel vouches for (nil: containerd must be asked).
+func (c *Client) decodeRun(info containers.Container, rr runRecord, vouched *task.Process) decodedContainer {
 	l := info.Labels
 	n, _ := strconv.Atoi(l[engine.LabelNumber])
 	ctr := engine.Container{
@@ -359,7 +376,6 @@ func (c *Client) decodeContainer(info containers.Container, boot string) decoded
 			ctr.Volumes = append(ctr.Volumes, m.Source)
 		}
 	}
-	rr, _ := c.loadRun(info.ID)
 	ctr.Ports = spec.Network.Ports
 	if len(rr.Ports) > 0 {
 		ctr.Ports = rr.Ports
@@ -374,9 +390,7 @@ func (c *Client) decodeContainer(info containers.Container, boot string) decoded
 		}
 	}
 	ctr.Restart, ctr.RestartCount, ctr.UserStopped = spec.Restart, rr.RestartCount, c.UserStopped(info.ID)
-	d := decodedContainer{info: info, ctr: ctr, spec: spec, run: rr}
-	d.vouched = c.vouchedTask(info.ID, rr, boot)
-	return d
+	return decodedContainer{info: info, ctr: ctr, spec: spec, run: rr, vouched: vouched}
 }
 
 // processCommand is the command line the container runs, from the

@@ -1,11 +1,12 @@
 package ctrd
 
 import (
-	"bytes"
 	"os"
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/containerd/cgroups/v3"
 )
 
 // procIdentity names one run's init process beyond its PID, which the
@@ -94,17 +95,11 @@ func (h hostProc) stat(pid int) (procStat, bool) {
 }
 
 // parseProcStat reads the state (field 3), the parent's PID (field 4) and
-// the start time (field 22) of a /proc/PID/stat line. The command name
-// (field 2) may hold spaces and parentheses, so fields are counted from
-// its closing parenthesis.
+// the start time (field 22) of a /proc/PID/stat line.
 func parseProcStat(b []byte) (procStat, bool) {
-	end := bytes.LastIndexByte(b, ')')
-	if end < 0 {
-		return procStat{}, false
-	}
-	fields := strings.Fields(string(b[end+1:]))
+	_, fields, ok := statFields(string(b))
 	const stateField, parentField, startField = 3, 4, 22 // 1-based, as proc(5) numbers them
-	if len(fields) <= startField-stateField || len(fields[0]) != 1 {
+	if !ok || len(fields) <= startField-stateField || len(fields[0]) != 1 {
 		return procStat{}, false
 	}
 	parent, err := strconv.Atoi(fields[parentField-stateField])
@@ -118,24 +113,38 @@ func parseProcStat(b []byte) (procStat, bool) {
 	return procStat{state: fields[0][0], parent: parent, startTicks: start}, true
 }
 
+// statFields splits a /proc/PID/stat line into its command name (field 2)
+// and the fields after it (fields[0] is field 3, the state). The name sits
+// in parentheses and may itself hold spaces and parentheses, so fields
+// are counted after the last ')'.
+func statFields(s string) (comm string, fields []string, ok bool) {
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return "", nil, false
+	}
+	return s[open+1 : end], strings.Fields(s[end+1:]), true
+}
+
 // freezeFile is the file that shows whether pid's cgroup is frozen, given
 // that pid sits in container id's cgroup (the last element of its path is
 // the container ID, as containerd names it): cgroup v1's freezer.state
 // when the freezer is mounted, else the unified hierarchy's cgroup.freeze.
 // "" when pid is elsewhere.
 func (h hostProc) freezeFile(pid int, id string) string {
-	b, err := os.ReadFile(path.Join(h.procRoot, strconv.Itoa(pid), "cgroup"))
+	legacy, unified, err := cgroups.ParseCgroupFileUnified(path.Join(h.procRoot, strconv.Itoa(pid), "cgroup"))
 	if err != nil {
 		return ""
 	}
-	v1, v2, hasV1, hasV2 := cgroupPaths(string(b))
-	switch {
-	case hasV1 && path.Base(v1) == id:
-		return path.Join(h.cgroupRoot, "freezer", v1, "freezer.state")
-	case !hasV1 && hasV2 && path.Base(v2) == id:
-		return path.Join(h.cgroupRoot, v2, "cgroup.freeze")
+	if freezer, ok := legacy["freezer"]; ok {
+		if path.Base(freezer) != id {
+			return ""
+		}
+		return path.Join(h.cgroupRoot, "freezer", freezer, "freezer.state")
 	}
-	return ""
+	if unified == "" || path.Base(unified) != id {
+		return ""
+	}
+	return path.Join(h.cgroupRoot, unified, "cgroup.freeze")
 }
 
 // thawed reads a freeze file: THAWED (v1) or 0 (v2) mean the cgroup's
@@ -151,26 +160,6 @@ func thawed(freezeFile string) bool {
 		return path.Base(freezeFile) == "cgroup.freeze"
 	}
 	return false
-}
-
-// cgroupPaths finds the freezer controller's path (cgroup v1) and the
-// unified hierarchy's path in a /proc/PID/cgroup file.
-func cgroupPaths(content string) (v1, v2 string, hasV1, hasV2 bool) {
-	for line := range strings.Lines(content) {
-		parts := strings.SplitN(strings.TrimRight(line, "\n"), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if parts[0] == "0" && parts[1] == "" {
-			v2, hasV2 = parts[2], true
-		}
-		for _, ctl := range strings.Split(parts[1], ",") {
-			if ctl == "freezer" {
-				v1, hasV1 = parts[2], true
-			}
-		}
-	}
-	return v1, v2, hasV1, hasV2
 }
 
 func readTrimmed(p string) string {
