@@ -71,7 +71,7 @@ type row struct {
 
 // measure finds the peak rate with dnsperf (the median of peakRuns runs),
 // then the latency distribution at half of it from dnsperf's per-query
-// report (-v).
+// report (-v), with the CPUs' idle exits held short (holdIdleLatency).
 func measure(ctx context.Context, cfg config, s *server, workload, file string) (row, error) {
 	common := []string{"-c", strconv.Itoa(cfg.clients), "-T", strconv.Itoa(cfg.threads), "-q", strconv.Itoa(cfg.outstanding)}
 	var peaks []row
@@ -89,6 +89,13 @@ func measure(ctx context.Context, cfg config, s *server, workload, file string) 
 		r.peaks = append(r.peaks, p.qps)
 	}
 	r.halfQPS = r.qps / 2
+	if cfg.idleLatency >= 0 {
+		release, err := holdIdleLatency(cfg.idleLatency)
+		if err != nil {
+			return r, err
+		}
+		defer release()
+	}
 	var p50s []time.Duration
 	for range cfg.halfRuns {
 		out, _, err := dnsperf(ctx, cfg, s.addr, file, cfg.halfFor, append(common, "-Q", strconv.Itoa(max(1, int(r.halfQPS))), "-v")...)

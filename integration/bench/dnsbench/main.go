@@ -36,6 +36,7 @@ type config struct {
 	pin                  bool
 	clientCPU, serverCPU int
 	nice                 int // of every process measured, when pinned
+	idleLatency          int // µs held as the CPUs' idle exit limit during the runs; -1: not held
 	workloads            []string
 	// For the daemon's figures (left out when address is empty).
 	address, stack, images string
@@ -52,6 +53,7 @@ func main() {
 	flag.IntVar(&cfg.outstanding, "q", 500, "dnsperf's queries outstanding at most")
 	flag.IntVar(&cfg.threads, "T", 0, "dnsperf threads (0: 1 when pinned, 2 when not)")
 	flag.IntVar(&cfg.nice, "nice", -10, "when pinned: the nice value of dnsperf, the upstream and every server (0: as the bench's own)")
+	flag.IntVar(&cfg.idleLatency, "idle-latency", 0, "hold every CPU's idle exit under this many µs during the runs, as cyclictest does (-1: leave the CPUs' idle states as they are)")
 	flag.BoolVar(&cfg.pin, "pin", true, "pin dnsperf and the upstream to one CPU and the server under test to another (false: all share every CPU)")
 	flag.StringVar(&cfg.address, "address", os.Getenv("STACK_TEST_CONTAINERD"), "containerd socket for the daemon's memory with -daemon-n containers (empty: left out)")
 	flag.StringVar(&cfg.stack, "stack", "bin/stack", "stack binary")
@@ -70,8 +72,8 @@ func main() {
 	if cfg.names < 1 || cfg.names > 200 || cfg.peakFor < time.Second || cfg.peakFor > 10*time.Second ||
 		cfg.halfFor < time.Second || cfg.halfFor > 10*time.Second || cfg.clients < 1 || cfg.clients > 64 ||
 		cfg.threads < 0 || cfg.threads > 8 || cfg.nice < -20 || cfg.nice > 19 || cfg.halfRuns < 1 || cfg.halfRuns > 5 ||
-		cfg.outstanding < 1 || cfg.outstanding > 10000 {
-		fmt.Fprintln(os.Stderr, "dnsbench: -names 1..200, -l and -half 1s..10s, -half-runs 1..5, -c 1..64, -T 0..8, -q 1..10000, -nice -20..19")
+		cfg.outstanding < 1 || cfg.outstanding > 10000 || cfg.idleLatency < -1 || cfg.idleLatency > 1000000 {
+		fmt.Fprintln(os.Stderr, "dnsbench: -names 1..200, -l and -half 1s..10s, -half-runs 1..5, -c 1..64, -T 0..8, -q 1..10000, -nice -20..19, -idle-latency -1..1000000")
 		os.Exit(2)
 	}
 	cfg.pinning()
@@ -104,7 +106,7 @@ func run(ctx context.Context, cfg config) (err error) {
 			return fmt.Errorf("%s not found: install dnsperf, dnsmasq-base, aardvark-dns and iproute2 (make bench does): %w", bin, err)
 		}
 	}
-	dir, err := os.MkdirTemp("", "dnsbench.")
+	dir, err := os.MkdirTemp(scratchRoot(), "dnsbench.")
 	if err != nil {
 		return err
 	}
@@ -157,6 +159,19 @@ func run(ctx context.Context, cfg config) (err error) {
 	fmt.Fprintf(os.Stdout, "load average (1 5 15 min) before the runs: %s, after: %s (on %d CPUs; %s)\n",
 		loadBefore, loadAvg(), runtime.NumCPU(), cfg.placement())
 	return nil
+}
+
+// scratchRoot is where the bench's files go: memory when the host has a
+// tmpfs at /dev/shm. dnsperf -v writes a line per query, from the thread
+// that stamps the replies; on this VM's ext4 /tmp a write now and then
+// waited on the journal for milliseconds, and the replies behind it were
+// stamped that late (dnsmasq's p99 at 35k queries a second: 1.8 ms with the
+// report on /tmp, 1.0–1.1 ms on /dev/shm, in alternating runs).
+func scratchRoot() string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		return "/dev/shm"
+	}
+	return ""
 }
 
 // only sets the workloads to run from a comma-separated list.
@@ -225,10 +240,19 @@ func (c *config) onCPU(cpu int, args ...string) []string {
 
 // placement says where things ran, for the table.
 func (c *config) placement() string {
-	if !c.pin {
-		return "dnsperf, the upstream and the server under test share every CPU (-pin=false)"
+	where := "dnsperf, the upstream and the server under test share every CPU (-pin=false)"
+	if c.pin {
+		where = fmt.Sprintf("dnsperf and the upstream pinned to CPU %d, the server under test to CPU %d, all at nice %d", c.clientCPU, c.serverCPU, c.nice)
 	}
-	return fmt.Sprintf("dnsperf and the upstream pinned to CPU %d, the server under test to CPU %d, all at nice %d", c.clientCPU, c.serverCPU, c.nice)
+	return where + "; " + c.idleHeld()
+}
+
+// idleHeld says how the CPUs idled during the runs, for the table.
+func (c *config) idleHeld() string {
+	if c.idleLatency < 0 {
+		return "CPU idle states as the host has them (" + idleStates() + ")"
+	}
+	return fmt.Sprintf("in the latency runs, CPU idle exits held under %dµs (%s; idle states %s)", c.idleLatency, cpuIdleLatency, idleStates())
 }
 
 // loadAvg is the host's load average, which the figures depend on.
