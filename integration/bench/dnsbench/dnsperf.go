@@ -66,7 +66,11 @@ type row struct {
 	p50, p99, max    time.Duration   // medians over the half-rate runs (max: the largest)
 	p99s             []time.Duration // each run's p99, sorted
 	samples          int
-	rssKB            int // VmRSS after the runs; 0 when unknown
+	// The probe's, beside dnsperf in the same runs (probe.go).
+	probeP50, probeP99, probeMax time.Duration
+	probeP99s                    []time.Duration
+	probeLost, probeSamples      int
+	rssKB                        int // VmRSS after the runs; 0 when unknown
 }
 
 // measure finds the peak rate with dnsperf (the median of peakRuns runs),
@@ -96,12 +100,17 @@ func measure(ctx context.Context, cfg config, s *server, workload, file string) 
 		}
 		defer release()
 	}
-	var p50s []time.Duration
+	var p50s, probeP50s []time.Duration
 	for range cfg.halfRuns {
-		out, _, err := dnsperf(ctx, cfg, s.addr, file, cfg.halfFor, append(common, "-Q", strconv.Itoa(max(1, int(r.halfQPS))), "-v")...)
+		out, pr, err := halfRun(ctx, cfg, s, file, append(common, "-Q", strconv.Itoa(max(1, int(r.halfQPS))), "-v"))
 		if err != nil {
 			return r, err
 		}
+		r.probeSamples += len(pr.latencies)
+		r.probeLost += pr.lost
+		probeP50s = append(probeP50s, pr.latencies[len(pr.latencies)/2])
+		r.probeP99s = append(r.probeP99s, pr.latencies[min(len(pr.latencies)-1, len(pr.latencies)*99/100)])
+		r.probeMax = max(r.probeMax, pr.latencies[len(pr.latencies)-1])
 		lat := parseLatencies(out)
 		if len(lat) == 0 {
 			return r, fmt.Errorf("dnsperf -v reported no query latencies")
@@ -115,8 +124,41 @@ func measure(ctx context.Context, cfg config, s *server, workload, file string) 
 	slices.Sort(p50s)
 	slices.Sort(r.p99s)
 	r.p50, r.p99 = p50s[len(p50s)/2], r.p99s[len(r.p99s)/2]
+	slices.Sort(probeP50s)
+	slices.Sort(r.probeP99s)
+	r.probeP50, r.probeP99 = probeP50s[len(probeP50s)/2], r.probeP99s[len(r.probeP99s)/2]
 	r.rssKB = vmRSS(s.pid)
 	return r, nil
+}
+
+// halfRun is one latency run at half the peak: dnsperf with its
+// per-query report, and the probe beside it from half a second after
+// dnsperf starts to half a second before it ends, so that it samples the
+// steady load only.
+func halfRun(ctx context.Context, cfg config, s *server, file string, args []string) (string, probeResult, error) {
+	type perf struct {
+		out string
+		err error
+	}
+	perfDone := make(chan perf, 1)
+	go func() {
+		out, _, err := dnsperf(ctx, cfg, s.addr, file, cfg.halfFor, args...)
+		perfDone <- perf{out, err}
+	}()
+	const margin = 500 * time.Millisecond
+	var pr probeResult
+	var probeErr error
+	select {
+	case <-time.After(margin):
+		pr, probeErr = probe(ctx, cfg, s.addr, file, max(margin, cfg.halfFor-2*margin))
+	case <-ctx.Done():
+		probeErr = ctx.Err()
+	}
+	p := <-perfDone
+	if p.err != nil {
+		return "", pr, p.err
+	}
+	return p.out, pr, probeErr
 }
 
 // peakRuns is how many peak runs each server and workload gets: a single
@@ -356,8 +398,9 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 	fmt.Fprintf(w, "\nDNS: dnsperf -c %d -T %d -q %d, %d local names, peak: the median of %d runs of %s, latency at half the peak over %d×%s\n",
 		cfg.clients, cfg.threads, cfg.outstanding, cfg.names, peakRuns, cfg.peakFor, cfg.halfRuns, cfg.halfFor)
 	fmt.Fprintf(w, "CPUs: %s\n", cfg.placement())
-	fmt.Fprintf(w, "%-14s %-10s %10s %6s %5s %5s %6s %10s %9s %9s %-19s %9s %8s  %s\n",
-		"server", "workload", "peak q/s", "lost%", "srv", "cli", "µs/q", "half q/s", "p50", "p99", "(p99 of each run)", "max", "RSS MB", "rcodes at peak")
+	fmt.Fprintf(w, "%-14s %-10s %10s %6s %5s %5s %6s %10s %9s %9s %-19s %9s %10s %10s %-16s %8s  %s\n",
+		"server", "workload", "peak q/s", "lost%", "srv", "cli", "µs/q", "half q/s", "p50", "p99", "(p99 of each run)", "max",
+		"probe p50", "probe p99", "(of each run)", "RSS MB", "rcodes at peak")
 	for _, r := range rows {
 		rss := "-"
 		if r.rssKB > 0 {
@@ -367,13 +410,9 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 		if r.qps > 0 && r.serverCPU > 0 {
 			perQuery = fmt.Sprintf("%.1f", r.serverCPU/r.qps*1e6)
 		}
-		var runs []string
-		for _, d := range r.p99s {
-			runs = append(runs, fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)))
-		}
-		fmt.Fprintf(w, "%-14s %-10s %10.0f %6.2f %4.0f%% %4.0f%% %6s %10.0f %9s %9s %-19s %9s %8s  %s\n",
+		fmt.Fprintf(w, "%-14s %-10s %10.0f %6.2f %4.0f%% %4.0f%% %6s %10.0f %9s %9s %-19s %9s %10s %10s %-16s %8s  %s\n",
 			r.server, r.workload, r.qps, r.lost, 100*r.serverCPU, 100*r.clientCPU, perQuery, r.halfQPS, us(r.p50), us(r.p99),
-			"("+strings.Join(runs, " ")+")", us(r.max), rss, r.rcodes)
+			microseconds(r.p99s), us(r.max), us(r.probeP50), us(r.probeP99), microseconds(r.probeP99s), rss, r.rcodes)
 	}
 	fmt.Fprintf(w, "stack netdns / aardvark-dns, peak q/s:%s\n", ratios(rows))
 	fmt.Fprint(w, "peak q/s of each run:")
@@ -409,6 +448,21 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 	}
 	fmt.Fprintln(w, "srv, cli: CPU used at the peak by the server (all its threads) and by dnsperf, in % of one CPU; µs/q: the server's CPU time per query at the peak.")
 	fmt.Fprintf(w, "p50/p99/max: from dnsperf -v's per-query latencies in %d runs of %s at half the peak rate: the median run's p50 and p99 (each run's p99 in µs in brackets), the largest latency of all.\n", cfg.halfRuns, cfg.halfFor)
+	fmt.Fprintf(w, "probe p50/p99: the same runs, from %d queries a second sent beside dnsperf's from its CPU, each reply stamped by the kernel (SO_TIMESTAMPNS) and not when a thread reads it: the server's response time without dnsperf's receiving thread's wait for its CPU (median run's; each run's p99 in brackets).\n", probeRate)
+	for _, r := range rows {
+		if r.probeLost > 0 {
+			fmt.Fprintf(w, "  %s %s: the probe got no answer to %d of %d queries\n", r.server, r.workload, r.probeLost, r.probeLost+r.probeSamples)
+		}
+	}
+}
+
+// microseconds lists durations in µs in brackets: "(512 604 1290)".
+func microseconds(ds []time.Duration) string {
+	var each []string
+	for _, d := range ds {
+		each = append(each, fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)))
+	}
+	return "(" + strings.Join(each, " ") + ")"
 }
 
 func us(d time.Duration) string {

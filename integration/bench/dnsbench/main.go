@@ -61,7 +61,19 @@ func main() {
 	only := flag.String("workloads", strings.Join(workloads, ","), "the workloads to run, of "+strings.Join(workloads, ","))
 	flag.IntVar(&cfg.daemonN, "daemon-n", 100, "containers up while the daemon's memory is read")
 	serve := flag.Bool("serve-stack", false, "internal: serve netdns with -names names until SIGTERM (the bench runs itself so)")
+	var pf probeFlags
+	flag.StringVar(&pf.server, "probe", "", "internal: be the latency probe against this server address (the bench runs itself so)")
+	flag.StringVar(&pf.file, "probe-file", "", "internal: the probe's dnsperf data file")
+	flag.IntVar(&pf.rate, "probe-rate", probeRate, "internal: the probe's queries a second")
+	flag.DurationVar(&pf.length, "probe-for", time.Second, "internal: how long the probe sends")
 	flag.Parse()
+	if pf.server != "" {
+		if err := runProbe(pf); err != nil {
+			fmt.Fprintln(os.Stderr, "dnsbench -probe:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *serve {
 		if err := serveStack(cfg.names); err != nil {
 			fmt.Fprintln(os.Stderr, "dnsbench -serve-stack:", err)
