@@ -275,6 +275,41 @@ func TestNetNetworks(t *testing.T) {
 		if masqueraded(nat, nets[p.project+"_sealed"]) {
 			t.Errorf("internal network %s is masqueraded", nets[p.project+"_sealed"])
 		}
+		// One rule per network, not the CNI bridge plugin's chain per
+		// container (its rules carry the network's name in a comment).
+		for name := range nets {
+			if l := grepText(nat, `name: \"`+name+`\"`); l != "" {
+				t.Errorf("per-container masquerade rules for %s:\n%s", name, l)
+			}
+		}
+	})
+	t.Run("rules a reboot flushed come back with the next start", func(t *testing.T) {
+		alpha := networkNamed(t, p, p.project+"_alpha")
+		masq := func() bool { return masqueraded(iptablesNAT(t), alpha.Subnet) }
+		isolated := func() bool { return strings.Contains(hostRules(t), "-i "+alpha.Bridge+" ! -o "+alpha.Bridge+" ") }
+		table := "filter"
+		for _, l := range strings.Split(hostRules(t), "\n") {
+			if name, ok := strings.CutPrefix(l, "*"); ok {
+				table = name
+			}
+			if strings.HasPrefix(l, "-A ") && strings.Contains(l, alpha.Bridge) {
+				// iptables-save quotes comments as sh does.
+				cmd := "iptables -w -t " + table + " -D " + strings.TrimPrefix(l, "-A ")
+				if out, err := exec.Command("sh", "-c", cmd).CombinedOutput(); err != nil {
+					t.Fatalf("%s: %v: %s", cmd, err, out)
+				}
+			}
+		}
+		if masq() || isolated() {
+			t.Fatalf("alpha's rules are still there after deleting them")
+		}
+		p.mustRun("restart", "-t", "0", "a1")
+		if !masq() {
+			t.Errorf("a1 restarted, and alpha %s is not masqueraded", alpha.Subnet)
+		}
+		if !isolated() {
+			t.Errorf("a1 restarted, and alpha's bridge %s has no isolation rule", alpha.Bridge)
+		}
 	})
 	t.Run("down keeps the external network", func(t *testing.T) {
 		p.mustRun("down", "-v", "-t", "0")
@@ -306,24 +341,11 @@ func iptablesNAT(t *testing.T) string {
 	return string(out)
 }
 
-// masqueraded reports whether some nat chain both accepts traffic to the
-// subnet and masquerades the rest: the bridge plugin's ipMasq chain for a
-// container of that subnet.
+// masqueraded reports whether POSTROUTING masquerades what the subnet sends
+// out of its bridge: the one rule stack adds with a network.
 func masqueraded(nat, subnet string) bool {
-	rules := map[string][]string{}
 	for _, l := range strings.Split(nat, "\n") {
-		f := strings.Fields(l)
-		if len(f) > 2 && f[0] == "-A" {
-			rules[f[1]] = append(rules[f[1]], l)
-		}
-	}
-	for _, chain := range rules {
-		toSubnet, masq := false, false
-		for _, r := range chain {
-			toSubnet = toSubnet || strings.Contains(r, "-d "+subnet+" ")
-			masq = masq || strings.HasSuffix(r, "-j MASQUERADE")
-		}
-		if toSubnet && masq {
+		if strings.HasPrefix(l, "-A POSTROUTING -s "+subnet+" ") && strings.Contains(l, " ! -o ") && strings.HasSuffix(l, "-j MASQUERADE") {
 			return true
 		}
 	}

@@ -75,7 +75,7 @@ func (r networkRecord) conflist(c *Client, o attachOpts) ([]byte, error) {
 		"plugins": []any{
 			map[string]any{
 				"type": "bridge", "bridge": r.Bridge, "isGateway": true,
-				"ipMasq": !r.Internal, "hairpinMode": true,
+				"ipMasq": !r.Internal && !r.SubnetMasquerade, "hairpinMode": true,
 				"capabilities": map[string]bool{"ips": true},
 				"ipam": map[string]any{
 					"type": "host-local", "dataDir": c.stateDir(dirNetworks, dirIPAM),

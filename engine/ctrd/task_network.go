@@ -50,11 +50,17 @@ func (c *Client) prepareNetwork(id string, spec engine.ContainerSpec, rr *runRec
 	return createNetNS(rr.NetNS)
 }
 
-// attachNetworks runs CNI ADD for each planned attachment, recording each,
-// then puts the isolation rules first and writes /etc/hosts.
+// attachNetworks checks each network's own rules (once a process), runs
+// CNI ADD for each planned attachment, recording each, then puts the
+// isolation rules first and writes /etc/hosts.
 func (c *Client) attachNetworks(ctx context.Context, id string, spec engine.ContainerSpec, rr *runRecord) error {
 	if !ownsNetNS(spec) {
 		return nil
+	}
+	for _, a := range rr.Attachments {
+		if err := c.ensureBridgeRules(ctx, a.Network); err != nil {
+			return err
+		}
 	}
 	for i := range rr.Attachments {
 		if err := c.cniAdd(ctx, id, rr.NetNS, &rr.Attachments[i]); err != nil {

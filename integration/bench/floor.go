@@ -54,7 +54,25 @@ func newFloor(ctx context.Context, cfg config) (*floor, error) {
 	if f.conf, err = libcni.NetworkConfFromBytes(f.conflist()); err != nil {
 		return nil, err
 	}
+	deleteFloorMasquerade() // left by a killed run
+	if out, err := exec.Command("iptables", append([]string{"-w", "-A"}, floorMasquerade...)...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("iptables: %w: %s", err, out)
+	}
 	return f, nil
+}
+
+// floorMasquerade is the nat rule stack adds with a network (masqueradeRule
+// in engine/ctrd): one for the subnet, where the bridge plugin's ipMasq
+// would add a chain per container.
+var floorMasquerade = []string{"POSTROUTING", "-t", "nat", "-s", floorSubnet, "!", "-o", floorBridge, "!", "-d", "224.0.0.0/4",
+	"-j", "MASQUERADE", "-m", "comment", "--comment", "stack bench floor"}
+
+func deleteFloorMasquerade() {
+	for range 10 { // bounded: a copy per killed run at most
+		if exec.Command("iptables", append([]string{"-w", "-D"}, floorMasquerade...)...).Run() != nil {
+			return
+		}
+	}
 }
 
 func importBusybox(ctx context.Context, ctr *containerd.Client, archive string) (containerd.Image, error) {
@@ -75,12 +93,13 @@ func importBusybox(ctx context.Context, ctr *containerd.Client, archive string) 
 }
 
 // conflist is the same plugin chain stack uses: bridge with host-local,
-// portmap and firewall.
+// portmap and firewall, the masquerade left to one rule for the subnet
+// (floorMasquerade).
 func (f *floor) conflist() []byte {
 	conf := map[string]any{
 		"cniVersion": "1.0.0", "name": "stack-bench-floor",
 		"plugins": []any{
-			map[string]any{"type": "bridge", "bridge": floorBridge, "isGateway": true, "ipMasq": true, "hairpinMode": true,
+			map[string]any{"type": "bridge", "bridge": floorBridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
 				"ipam": map[string]any{"type": "host-local", "dataDir": filepath.Join(f.dir, "ipam"),
 					"ranges": [][]any{{map[string]any{"subnet": floorSubnet}}}, "routes": []any{map[string]any{"dst": "0.0.0.0/0"}}}},
 			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
@@ -92,6 +111,7 @@ func (f *floor) conflist() []byte {
 }
 
 func (f *floor) close() {
+	deleteFloorMasquerade()
 	_ = exec.Command("ip", "link", "del", floorBridge).Run()
 	ctx := context.Background()
 	_ = f.ctr.ImageService().Delete(ctx, f.image.Name())
