@@ -283,10 +283,33 @@ func TestNetNetworks(t *testing.T) {
 			}
 		}
 	})
+	t.Run("forwarded traffic accepted per network after isolation", func(t *testing.T) {
+		rules := hostRules(t)
+		var forward []string
+		for _, l := range strings.Split(rules, "\n") {
+			if strings.HasPrefix(l, "-A FORWARD ") {
+				forward = append(forward, l)
+			}
+		}
+		if len(forward) < 2 || forward[0] != "-A FORWARD -j STACK-ISOLATION-1" || forward[1] != "-A FORWARD -j STACK-FORWARD" {
+			t.Errorf("FORWARD does not begin with stack's isolation, then its accept rules:\n%s", strings.Join(forward, "\n"))
+		}
+		for _, key := range []string{"alpha", "beta", "sealed"} {
+			n := networkNamed(t, p, p.project+"_"+key)
+			if !acceptsForwarded(rules, n.Subnet, n.Bridge) {
+				t.Errorf("no STACK-FORWARD rules for %s %s", key, n.Subnet)
+			}
+		}
+		// Not the CNI firewall plugin's rules per container.
+		if ip := ipOn(p, p.name("a1", 1), "eth0"); strings.Contains(rules, "-s "+ip+"/32 -j ACCEPT") {
+			t.Errorf("per-container accept rule for a1 %s:\n%s", ip, grepText(rules, ip))
+		}
+	})
 	t.Run("rules a reboot flushed come back with the next start", func(t *testing.T) {
 		alpha := networkNamed(t, p, p.project+"_alpha")
 		masq := func() bool { return masqueraded(iptablesNAT(t), alpha.Subnet) }
 		isolated := func() bool { return strings.Contains(hostRules(t), "-i "+alpha.Bridge+" ! -o "+alpha.Bridge+" ") }
+		accepted := func() bool { return acceptsForwarded(hostRules(t), alpha.Subnet, alpha.Bridge) }
 		table := "filter"
 		for _, l := range strings.Split(hostRules(t), "\n") {
 			if name, ok := strings.CutPrefix(l, "*"); ok {
@@ -300,7 +323,7 @@ func TestNetNetworks(t *testing.T) {
 				}
 			}
 		}
-		if masq() || isolated() {
+		if masq() || isolated() || accepted() {
 			t.Fatalf("alpha's rules are still there after deleting them")
 		}
 		p.mustRun("restart", "-t", "0", "a1")
@@ -309,6 +332,9 @@ func TestNetNetworks(t *testing.T) {
 		}
 		if !isolated() {
 			t.Errorf("a1 restarted, and alpha's bridge %s has no isolation rule", alpha.Bridge)
+		}
+		if !accepted() {
+			t.Errorf("a1 restarted, and alpha's forwarded traffic is not accepted")
 		}
 	})
 	t.Run("down keeps the external network", func(t *testing.T) {
@@ -339,6 +365,20 @@ func iptablesNAT(t *testing.T) string {
 		t.Fatalf("iptables -t nat -S: %v", err)
 	}
 	return string(out)
+}
+
+// acceptsForwarded reports whether STACK-FORWARD accepts what the subnet
+// sends from its bridge and the replies to it.
+func acceptsForwarded(rules, subnet, bridge string) bool {
+	out, back := false, false
+	for _, l := range strings.Split(rules, "\n") {
+		if !strings.HasPrefix(l, "-A STACK-FORWARD ") || !strings.HasSuffix(l, "-j ACCEPT") {
+			continue
+		}
+		out = out || strings.Contains(l, "-s "+subnet+" -i "+bridge+" ")
+		back = back || strings.Contains(l, "-d "+subnet+" -o "+bridge+" ") && strings.Contains(l, "RELATED,ESTABLISHED")
+	}
+	return out && back
 }
 
 // masqueraded reports whether POSTROUTING masquerades what the subnet sends

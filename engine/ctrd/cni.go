@@ -25,6 +25,10 @@ type attachment struct {
 	Gateway  string         `json:"gateway,omitempty"`
 	Conflist []byte         `json:"conflist"`
 	CapArgs  map[string]any `json:"capArgs,omitempty"`
+	// SubnetRules: the network's rules are per subnet, and Conflist has no
+	// firewall plugin (networkRecord.SubnetRules). False in the records of
+	// earlier versions.
+	SubnetRules bool `json:"subnetRules,omitempty"`
 }
 
 // attachOpts says how one attachment differs from the network's defaults.
@@ -57,7 +61,10 @@ func (c *Client) cni() *libcni.CNIConfig {
 }
 
 // conflist is the CNI configuration for one attachment: bridge with
-// host-local leases under the state directory, portmap and firewall.
+// host-local leases under the state directory, and portmap. A network with
+// SubnetRules masquerades and accepts forwarded traffic with rules of its
+// own; one made by an earlier version has the bridge plugin's ipMasq and the
+// firewall plugin do it per container.
 func (r networkRecord) conflist(c *Client, o attachOpts) ([]byte, error) {
 	rng := map[string]any{"subnet": r.Subnet, "gateway": r.Gateway}
 	if r.IPRange != "" {
@@ -69,24 +76,22 @@ func (r networkRecord) conflist(c *Client, o attachOpts) ([]byte, error) {
 	if o.primary && !r.Internal {
 		routes = append(routes, map[string]any{"dst": "0.0.0.0/0"})
 	}
-	conf := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       r.Name,
-		"plugins": []any{
-			map[string]any{
-				"type": "bridge", "bridge": r.Bridge, "isGateway": true,
-				"ipMasq": !r.Internal && !r.SubnetMasquerade, "hairpinMode": true,
-				"capabilities": map[string]bool{"ips": true},
-				"ipam": map[string]any{
-					"type": "host-local", "dataDir": c.stateDir(dirNetworks, dirIPAM),
-					"ranges": [][]any{{rng}}, "routes": routes,
-				},
+	plugins := []any{
+		map[string]any{
+			"type": "bridge", "bridge": r.Bridge, "isGateway": true,
+			"ipMasq": !r.Internal && !r.SubnetRules, "hairpinMode": true,
+			"capabilities": map[string]bool{"ips": true},
+			"ipam": map[string]any{
+				"type": "host-local", "dataDir": c.stateDir(dirNetworks, dirIPAM),
+				"ranges": [][]any{{rng}}, "routes": routes,
 			},
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-			map[string]any{"type": "firewall"},
 		},
+		map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
 	}
-	return json.Marshal(conf)
+	if !r.SubnetRules {
+		plugins = append(plugins, map[string]any{"type": "firewall"})
+	}
+	return json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": r.Name, "plugins": plugins})
 }
 
 // addRangeBounds turns an ip_range CIDR into host-local's rangeStart/End.
@@ -199,7 +204,7 @@ func (c *Client) planAttachments(spec engine.ContainerSpec, ports []engine.PortB
 		}
 		out = append(out, attachment{
 			Network: na.Network, IfName: fmt.Sprintf("eth%d", i),
-			Conflist: conf, CapArgs: capArgs(o, bits),
+			Conflist: conf, CapArgs: capArgs(o, bits), SubnetRules: rec.SubnetRules,
 		})
 	}
 	return out, nil

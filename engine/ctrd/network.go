@@ -33,14 +33,15 @@ type networkRecord struct {
 	IPRange    string `json:"ipRange,omitempty"`
 	Bridge     string `json:"bridge"`
 	Internal   bool   `json:"internal,omitempty"`
-	// SubnetMasquerade: what the network's containers send out of the host
-	// is masqueraded by one nat rule for the subnet (masqueradeRule), added
-	// with the bridge. It is false for internal networks, and for networks
-	// made by stack versions that had the CNI bridge plugin add a chain per
-	// container (ipMasq), whose containers keep that.
-	SubnetMasquerade bool              `json:"subnetMasquerade,omitempty"`
-	Labels           map[string]string `json:"labels,omitempty"`
-	Created          time.Time         `json:"created"`
+	// SubnetRules: the masquerade of what the network's containers send out
+	// of the host (not for internal networks) and the acceptance of their
+	// forwarded traffic are rules for the whole subnet (bridgeRules), added
+	// with the bridge. It is false for networks made by earlier stack
+	// versions, where the CNI bridge plugin (ipMasq) and firewall plugin
+	// added them per container; their containers keep that.
+	SubnetRules bool              `json:"subnetRules,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Created     time.Time         `json:"created"`
 	// Conflist is the CNI configuration of a primary attachment, for humans
 	// and other CNI tools; attachments are built from the fields above.
 	Conflist json.RawMessage `json:"conflist,omitempty"`
@@ -51,8 +52,8 @@ func (c *Client) networkPath(name string) string {
 }
 
 // CreateNetwork creates a bridge network: it chooses or checks the subnet,
-// creates the bridge with the gateway address, adds the isolation and
-// masquerade rules and writes the record. An existing network wraps errdefs.ErrAlreadyExists; an
+// creates the bridge with the gateway address, adds its rules (isolation,
+// forwarding, masquerade) and writes the record. An existing network wraps errdefs.ErrAlreadyExists; an
 // external one must exist already.
 func (c *Client) CreateNetwork(ctx context.Context, spec engine.NetworkSpec) (retErr error) {
 	if err := checkName("network", spec.Name); err != nil {
@@ -101,7 +102,7 @@ func (c *Client) planNetwork(spec engine.NetworkSpec) (networkRecord, error) {
 		Name: spec.Name, Project: spec.Project, Key: spec.Key, ConfigHash: spec.ConfigHash,
 		Subnet: spec.Subnet, Gateway: spec.Gateway, IPRange: spec.IPRange,
 		Internal: spec.Internal, Labels: spec.Labels, Created: time.Now().UTC(),
-		Bridge: c.bridgeName(spec.Name), SubnetMasquerade: !spec.Internal,
+		Bridge: c.bridgeName(spec.Name), SubnetRules: true,
 	}
 	others, err := c.listNetworks()
 	if err != nil {
@@ -127,7 +128,7 @@ func (c *Client) bridgeName(name string) string {
 	return "stk" + hex.EncodeToString(sum[:4])
 }
 
-// RemoveNetwork deletes the isolation and masquerade rules, the bridge, the leases and the
+// RemoveNetwork deletes the network's rules, the bridge, the leases and the
 // record. A network still used by a container is an error; a missing one is
 // not.
 func (c *Client) RemoveNetwork(ctx context.Context, name string) error {

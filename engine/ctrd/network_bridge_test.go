@@ -9,8 +9,8 @@ import (
 	"github.com/stackdev/stack/engine"
 )
 
-// bridgeIPMasq is the bridge plugin's ipMasq in a network's conflist.
-func bridgeIPMasq(t *testing.T, c *Client, rec networkRecord) bool {
+// plugins are the plugins of a network's conflist by type.
+func plugins(t *testing.T, c *Client, rec networkRecord) map[string]map[string]any {
 	t.Helper()
 	raw, err := rec.conflist(c, attachOpts{primary: true})
 	if err != nil {
@@ -22,13 +22,27 @@ func bridgeIPMasq(t *testing.T, c *Client, rec networkRecord) bool {
 	if err := json.Unmarshal(raw, &conf); err != nil {
 		t.Fatal(err)
 	}
+	byType := map[string]map[string]any{}
 	for _, p := range conf.Plugins {
-		if p["type"] == "bridge" {
-			return p["ipMasq"] == true
+		byType[p["type"].(string)] = p
+	}
+	return byType
+}
+
+// bridgeIPMasq is the bridge plugin's ipMasq in a network's conflist.
+func bridgeIPMasq(t *testing.T, c *Client, rec networkRecord) bool {
+	t.Helper()
+	return plugins(t, c, rec)["bridge"]["ipMasq"] == true
+}
+
+func rulesIn(rules [][]string, chain string) []string {
+	var out []string
+	for _, r := range rules {
+		if r[0] == chain {
+			out = append(out, strings.Join(r, " "))
 		}
 	}
-	t.Fatalf("no bridge plugin in %s", raw)
-	return false
+	return out
 }
 
 func masqueradeRules(rules [][]string) []string {
@@ -47,7 +61,7 @@ func TestANewNetworkMasqueradesItsSubnetWithOneRuleAndNotPerContainer(t *testing
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rec.SubnetMasquerade {
+	if !rec.SubnetRules {
 		t.Fatalf("a new network does not masquerade its subnet: %+v", rec)
 	}
 	if bridgeIPMasq(t, c, rec) {
@@ -56,6 +70,27 @@ func TestANewNetworkMasqueradesItsSubnetWithOneRuleAndNotPerContainer(t *testing
 	want := "POSTROUTING -t nat -s 10.250.7.0/24 ! -o " + rec.Bridge + " ! -d 224.0.0.0/4 -j MASQUERADE -m comment --comment stack network demo_default"
 	if got := masqueradeRules(bridgeRules(rec)); len(got) != 1 || got[0] != want {
 		t.Errorf("masquerade rules %q, want [%q]", got, want)
+	}
+}
+
+func TestANewNetworkAcceptsItsForwardedTrafficWithTwoRulesAndNoFirewallPlugin(t *testing.T) {
+	c := &Client{opts: Options{StateDir: t.TempDir()}}
+	for _, internal := range []bool{false, true} {
+		rec, err := c.planNetwork(engine.NetworkSpec{Name: "demo_default", Subnet: "10.250.7.0/24", Internal: internal})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := plugins(t, c, rec)["firewall"]; ok {
+			t.Errorf("internal %v: the firewall plugin is still in the chain", internal)
+		}
+		comment := " -m comment --comment stack network demo_default"
+		want := []string{
+			chainForward + " -s 10.250.7.0/24 -i " + rec.Bridge + " -j ACCEPT" + comment,
+			chainForward + " -d 10.250.7.0/24 -o " + rec.Bridge + " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" + comment,
+		}
+		if got := rulesIn(bridgeRules(rec), chainForward); !slices.Equal(got, want) {
+			t.Errorf("internal %v: forward rules\n%q, want\n%q", internal, got, want)
+		}
 	}
 }
 
@@ -72,7 +107,7 @@ func TestAnInternalNetworkIsNotMasqueraded(t *testing.T) {
 
 func TestANetworkOfAnEarlierVersionKeepsTheBridgePluginsMasquerade(t *testing.T) {
 	c := &Client{opts: Options{StateDir: t.TempDir()}}
-	// As an earlier stack wrote it: no subnetMasquerade field.
+	// As an earlier stack wrote it: no subnetRules field.
 	var rec networkRecord
 	if err := json.Unmarshal([]byte(`{"name":"old_default","subnet":"10.250.9.0/24","gateway":"10.250.9.1","bridge":"stk00000000"}`), &rec); err != nil {
 		t.Fatal(err)
@@ -80,7 +115,10 @@ func TestANetworkOfAnEarlierVersionKeepsTheBridgePluginsMasquerade(t *testing.T)
 	if !bridgeIPMasq(t, c, rec) {
 		t.Error("a container joining a network made by an earlier version would not be masqueraded")
 	}
-	if got := masqueradeRules(bridgeRules(rec)); len(got) > 0 {
-		t.Errorf("an earlier version's network gets a subnet rule as well: %q", got)
+	if _, ok := plugins(t, c, rec)["firewall"]; !ok {
+		t.Error("a container joining a network made by an earlier version would not get the firewall plugin's accept rules")
+	}
+	if got := append(masqueradeRules(bridgeRules(rec)), rulesIn(bridgeRules(rec), chainForward)...); len(got) > 0 {
+		t.Errorf("an earlier version's network gets subnet rules as well: %q", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -51,8 +52,9 @@ func (c *Client) prepareNetwork(id string, spec engine.ContainerSpec, rr *runRec
 }
 
 // attachNetworks checks each network's own rules (once a process), runs
-// CNI ADD for each planned attachment, recording each, then puts the
-// isolation rules first and writes /etc/hosts.
+// CNI ADD for each planned attachment, recording each, then puts stack's
+// FORWARD jumps back first if a network of an earlier version ran the CNI
+// firewall plugin, and writes /etc/hosts.
 func (c *Client) attachNetworks(ctx context.Context, id string, spec engine.ContainerSpec, rr *runRecord) error {
 	if !ownsNetNS(spec) {
 		return nil
@@ -70,8 +72,10 @@ func (c *Client) attachNetworks(ctx context.Context, id string, spec engine.Cont
 			return err
 		}
 	}
-	if err := isolationFirst(ctx); err != nil {
-		return err
+	if slices.ContainsFunc(rr.Attachments, func(a attachment) bool { return !a.SubnetRules }) {
+		if err := isolationFirst(ctx); err != nil {
+			return err
+		}
 	}
 	return c.writeHosts(id, spec, rr.Attachments)
 }

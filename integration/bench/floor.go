@@ -54,23 +54,34 @@ func newFloor(ctx context.Context, cfg config) (*floor, error) {
 	if f.conf, err = libcni.NetworkConfFromBytes(f.conflist()); err != nil {
 		return nil, err
 	}
-	deleteFloorMasquerade() // left by a killed run
-	if out, err := exec.Command("iptables", append([]string{"-w", "-A"}, floorMasquerade...)...).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("iptables: %w: %s", err, out)
+	deleteFloorRules() // left by a killed run
+	for _, rule := range floorRules {
+		if out, err := exec.Command("iptables", append([]string{"-w", "-I"}, rule...)...).CombinedOutput(); err != nil {
+			deleteFloorRules()
+			return nil, fmt.Errorf("iptables: %w: %s", err, out)
+		}
 	}
 	return f, nil
 }
 
-// floorMasquerade is the nat rule stack adds with a network (masqueradeRule
-// in engine/ctrd): one for the subnet, where the bridge plugin's ipMasq
-// would add a chain per container.
-var floorMasquerade = []string{"POSTROUTING", "-t", "nat", "-s", floorSubnet, "!", "-o", floorBridge, "!", "-d", "224.0.0.0/4",
-	"-j", "MASQUERADE", "-m", "comment", "--comment", "stack bench floor"}
+// floorRules are the rules stack adds with a network (bridgeRules in
+// engine/ctrd), once, where the bridge plugin's ipMasq and the firewall
+// plugin would add them per container: masquerade for the subnet, and the
+// acceptance of its forwarded traffic.
+var floorRules = [][]string{
+	{"POSTROUTING", "-t", "nat", "-s", floorSubnet, "!", "-o", floorBridge, "!", "-d", "224.0.0.0/4",
+		"-j", "MASQUERADE", "-m", "comment", "--comment", "stack bench floor"},
+	{"FORWARD", "-s", floorSubnet, "-i", floorBridge, "-j", "ACCEPT", "-m", "comment", "--comment", "stack bench floor"},
+	{"FORWARD", "-d", floorSubnet, "-o", floorBridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
+		"-j", "ACCEPT", "-m", "comment", "--comment", "stack bench floor"},
+}
 
-func deleteFloorMasquerade() {
-	for range 10 { // bounded: a copy per killed run at most
-		if exec.Command("iptables", append([]string{"-w", "-D"}, floorMasquerade...)...).Run() != nil {
-			return
+func deleteFloorRules() {
+	for _, rule := range floorRules {
+		for range 10 { // bounded: a copy per killed run at most
+			if exec.Command("iptables", append([]string{"-w", "-D"}, rule...)...).Run() != nil {
+				break
+			}
 		}
 	}
 }
@@ -92,9 +103,9 @@ func importBusybox(ctx context.Context, ctr *containerd.Client, archive string) 
 	return img, nil
 }
 
-// conflist is the same plugin chain stack uses: bridge with host-local,
-// portmap and firewall, the masquerade left to one rule for the subnet
-// (floorMasquerade).
+// conflist is the same plugin chain stack uses: bridge with host-local and
+// portmap, the masquerade and the forward rules left to rules for the
+// subnet (floorRules).
 func (f *floor) conflist() []byte {
 	conf := map[string]any{
 		"cniVersion": "1.0.0", "name": "stack-bench-floor",
@@ -103,7 +114,6 @@ func (f *floor) conflist() []byte {
 				"ipam": map[string]any{"type": "host-local", "dataDir": filepath.Join(f.dir, "ipam"),
 					"ranges": [][]any{{map[string]any{"subnet": floorSubnet}}}, "routes": []any{map[string]any{"dst": "0.0.0.0/0"}}}},
 			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-			map[string]any{"type": "firewall"},
 		},
 	}
 	b, _ := json.Marshal(conf)
@@ -111,7 +121,7 @@ func (f *floor) conflist() []byte {
 }
 
 func (f *floor) close() {
-	deleteFloorMasquerade()
+	deleteFloorRules()
 	_ = exec.Command("ip", "link", "del", floorBridge).Run()
 	ctx := context.Background()
 	_ = f.ctr.ImageService().Delete(ctx, f.image.Name())
