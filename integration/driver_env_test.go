@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -101,6 +102,48 @@ func (e *driverEnv) network(key string, mod ...func(*engine.NetworkSpec)) engine
 		e.t.Fatal(err)
 	}
 	return e.observeNetwork(spec.Name)
+}
+
+// earlierNetwork creates a network as an earlier stack version left it: its
+// record without subnetRules, and without the rules for its subnet, so
+// that its containers get the CNI bridge plugin's masquerade and the
+// firewall plugin per container.
+func (e *driverEnv) earlierNetwork(key string) engine.Network {
+	e.t.Helper()
+	n := e.network(key)
+	path := filepath.Join(e.stateDir, "networks", n.Name+".json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(b, &rec); err != nil {
+		e.t.Fatal(err)
+	}
+	if rec["subnetRules"] != true {
+		e.t.Fatalf("a new network's record has no subnetRules: %s", b)
+	}
+	delete(rec, "subnetRules")
+	if b, err = json.Marshal(rec); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	table := "filter"
+	for _, l := range strings.Split(iptablesSave(e.t), "\n") {
+		if name, ok := strings.CutPrefix(l, "*"); ok {
+			table = name
+		}
+		if strings.HasPrefix(l, "-A ") && (strings.Contains(l, "-s "+n.Subnet+" ") || strings.Contains(l, "-d "+n.Subnet+" ")) {
+			// iptables-save quotes comments as sh does.
+			cmd := "iptables -w -t " + table + " -D " + strings.TrimPrefix(l, "-A ")
+			if out, err := exec.Command("sh", "-c", cmd).CombinedOutput(); err != nil {
+				e.t.Fatalf("%s: %v: %s", cmd, err, out)
+			}
+		}
+	}
+	return n
 }
 
 func (e *driverEnv) observeNetwork(name string) engine.Network {

@@ -449,9 +449,11 @@ func TestDriverStopUsesTheStopSignal(t *testing.T) {
 
 // The bridge plugin's DEL fails for good when the container's masquerade
 // chain is already gone; removal must still finish.
+// On a network made by an earlier version, whose containers have the bridge
+// plugin's masquerade chain each.
 func TestDriverRemoveFinishesWhenTheMasqueradeChainIsGone(t *testing.T) {
 	e := newDriverEnv(t)
-	n := e.network("default")
+	n := e.earlierNetwork("default")
 	c := e.run(e.spec("app", n.Name))
 	ip := c.Addresses[n.Name]
 	var rule, chain string
@@ -481,10 +483,21 @@ func TestDriverRemoveFinishesWhenTheMasqueradeChainIsGone(t *testing.T) {
 }
 
 // After a reboot the netns bind mount is gone while the records remain:
-// removal must still release the lease and the masquerade rule.
-func TestDriverRemoveFinishesWithoutTheNetns(t *testing.T) {
+// removal must still release the lease, and on a network of an earlier
+// version the container's masquerade rule.
+func TestDriverRemoveWithoutTheNetns(t *testing.T) { removeWithoutTheNetns(t, false) }
+
+func TestDriverRemoveWithoutTheNetnsOnAnEarlierVersionsNetwork(t *testing.T) {
+	removeWithoutTheNetns(t, true)
+}
+
+func removeWithoutTheNetns(t *testing.T, earlier bool) {
 	e := newDriverEnv(t)
-	n := e.network("default")
+	network := e.network
+	if earlier {
+		network = func(key string, _ ...func(*engine.NetworkSpec)) engine.Network { return e.earlierNetwork(key) }
+	}
+	n := network("default")
 	c := e.run(e.spec("app", n.Name))
 	ip := c.Addresses[n.Name]
 	ctr, err := e.raw.LoadContainer(e.ctx, c.ID)

@@ -97,7 +97,7 @@ func newStackEnv(t *testing.T) *stackEnv {
 	t.Helper()
 	ns := strings.Trim(nonName.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
 	if len(ns) > 40 {
-		ns = ns[:40]
+		ns = strings.TrimRight(ns[:40], "-") // a name may not end in a separator
 	}
 	ns = "it-" + ns
 	e := &stackEnv{t: t, namespace: ns, stateDir: t.TempDir(), dir: t.TempDir()}

@@ -238,10 +238,13 @@ func forwardAccepts(rec networkRecord) [][]string {
 // bridge plugin's ipMasq made a chain with two rules and a POSTROUTING jump
 // per container instead, nine iptables runs on each ADD and more on each
 // DEL, which were a tenth of a cold `up` of 30 services and a third of their
-// `down`. Like the plugin's, it leaves multicast alone.
+// `down`. Like the plugin's, it leaves multicast alone, and the host's own
+// packets: the gateway address is in the subnet, and a query from the host
+// to its DNS server there leaves through lo, not the bridge, so without
+// the source-type match it would be masqueraded to 127.0.0.1 and refused.
 func masqueradeRule(rec networkRecord) []string {
 	return []string{"POSTROUTING", "-t", "nat", "-s", rec.Subnet, "!", "-o", rec.Bridge, "!", "-d", "224.0.0.0/4",
-		"-j", "MASQUERADE", "-m", "comment", "--comment", "stack network " + rec.Name}
+		"-m", "addrtype", "!", "--src-type", "LOCAL", "-j", "MASQUERADE", "-m", "comment", "--comment", "stack network " + rec.Name}
 }
 
 // isolationRules are the per-bridge rules in the filter table, without the

@@ -67,7 +67,7 @@ func TestANewNetworkMasqueradesItsSubnetWithOneRuleAndNotPerContainer(t *testing
 	if bridgeIPMasq(t, c, rec) {
 		t.Error("the bridge plugin still masquerades per container")
 	}
-	want := "POSTROUTING -t nat -s 10.250.7.0/24 ! -o " + rec.Bridge + " ! -d 224.0.0.0/4 -j MASQUERADE -m comment --comment stack network demo_default"
+	want := "POSTROUTING -t nat -s 10.250.7.0/24 ! -o " + rec.Bridge + " ! -d 224.0.0.0/4 -m addrtype ! --src-type LOCAL -j MASQUERADE -m comment --comment stack network demo_default"
 	if got := masqueradeRules(bridgeRules(rec)); len(got) != 1 || got[0] != want {
 		t.Errorf("masquerade rules %q, want [%q]", got, want)
 	}

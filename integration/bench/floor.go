@@ -70,7 +70,7 @@ func newFloor(ctx context.Context, cfg config) (*floor, error) {
 // acceptance of its forwarded traffic.
 var floorRules = [][]string{
 	{"POSTROUTING", "-t", "nat", "-s", floorSubnet, "!", "-o", floorBridge, "!", "-d", "224.0.0.0/4",
-		"-j", "MASQUERADE", "-m", "comment", "--comment", "stack bench floor"},
+		"-m", "addrtype", "!", "--src-type", "LOCAL", "-j", "MASQUERADE", "-m", "comment", "--comment", "stack bench floor"},
 	{"FORWARD", "-s", floorSubnet, "-i", floorBridge, "-j", "ACCEPT", "-m", "comment", "--comment", "stack bench floor"},
 	{"FORWARD", "-d", floorSubnet, "-o", floorBridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
 		"-j", "ACCEPT", "-m", "comment", "--comment", "stack bench floor"},
