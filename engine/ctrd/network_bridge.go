@@ -119,8 +119,8 @@ func (c *Client) bridgeRulesAdded(network string, added bool) {
 	}
 }
 
-// destroyBridge removes the isolation and masquerade rules and the bridge.
-// Missing pieces are not errors.
+// destroyBridge removes the network's bridgeRules and the bridge. Missing
+// pieces are not errors.
 func (c *Client) destroyBridge(ctx context.Context, rec networkRecord) error {
 	c.bridgeRulesAdded(rec.Name, false)
 	for _, rule := range bridgeRules(rec) {
