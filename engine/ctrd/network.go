@@ -144,6 +144,13 @@ func (c *Client) RemoveNetwork(ctx context.Context, name string) error {
 	if users := c.networkUsers(name); len(users) > 0 {
 		return fmt.Errorf("network %s is in use by container %s: remove it first: %w", name, strings.Join(users, ", "), errdefs.ErrFailedPrecondition)
 	}
+	// Host-wide, as in CreateNetwork: removing the last network's rules
+	// removes stack's chains, which a network being created needs.
+	unlock, err := lockFile(ctx, networksLock, nil)
+	if err != nil {
+		return fmt.Errorf("remove network %s: %w", name, err)
+	}
+	defer unlock()
 	if err := c.destroyBridge(ctx, rec); err != nil {
 		return fmt.Errorf("remove network %s: %w", name, err)
 	}

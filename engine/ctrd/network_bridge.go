@@ -119,14 +119,17 @@ func (c *Client) bridgeRulesAdded(network string, added bool) {
 	}
 }
 
-// destroyBridge removes the network's bridgeRules and the bridge. Missing
-// pieces are not errors.
+// destroyBridge removes the network's bridgeRules and the bridge, and
+// stack's chains once no network has rules there. Missing pieces are not
+// errors.
 func (c *Client) destroyBridge(ctx context.Context, rec networkRecord) error {
 	c.bridgeRulesAdded(rec.Name, false)
-	for _, rule := range bridgeRules(rec) {
-		if err := deleteRule(ctx, rule...); err != nil {
-			return err
-		}
+	isolationMu.Lock()
+	isolationSettled = false
+	err := changeRules(ctx, func(rs ruleset) restoreScript { return removeBridgeRules(rs, rec) })
+	isolationMu.Unlock()
+	if err != nil {
+		return err
 	}
 	if _, err := net.InterfaceByName(rec.Bridge); err != nil {
 		return nil
@@ -134,28 +137,12 @@ func (c *Client) destroyBridge(ctx context.Context, rec networkRecord) error {
 	return run(ctx, "ip", "link", "del", rec.Bridge)
 }
 
-// addBridgeRules creates stack's chains when missing, keeps their FORWARD
-// jumps first and adds the network's bridgeRules that are not there.
+// addBridgeRules creates stack's chains when missing, puts their FORWARD
+// jumps first and replaces the network's rules with its bridgeRules.
 func (c *Client) addBridgeRules(ctx context.Context, rec networkRecord) error {
-	for _, chain := range stackChains {
-		if iptables(ctx, "-n", "-L", chain) != nil {
-			if err := iptables(ctx, "-N", chain); err != nil && iptables(ctx, "-n", "-L", chain) != nil {
-				return err
-			}
-		}
-	}
-	if err := isolationFirst(ctx); err != nil {
-		return err
-	}
-	for _, rule := range bridgeRules(rec) {
-		if iptables(ctx, append([]string{"-C"}, rule...)...) == nil {
-			continue
-		}
-		if err := iptables(ctx, append([]string{"-A"}, rule...)...); err != nil {
-			return err
-		}
-	}
-	return nil
+	isolationMu.Lock()
+	defer isolationMu.Unlock()
+	return changeRules(ctx, func(rs ruleset) restoreScript { return replaceBridgeRules(rs, rec) })
 }
 
 // isolationFirst puts the jumps to stack's chains first in FORWARD, in
@@ -265,34 +252,6 @@ func isolationRules(rec networkRecord) [][]string {
 	return rules
 }
 
-// pruneIsolation removes stack's chains and their FORWARD jumps once no
-// network (of any state directory) has rules in them.
-func pruneIsolation(ctx context.Context) {
-	isolationMu.Lock()
-	defer isolationMu.Unlock()
-	isolationSettled = false
-	out, err := exec.CommandContext(ctx, "iptables", "-w", "-S").Output()
-	if err != nil {
-		return
-	}
-	listing := string(out)
-	for _, chain := range stackChains {
-		if strings.Contains(listing, "-A "+chain+" ") {
-			return // some network still has rules there
-		}
-	}
-	for _, chain := range []string{chainForward, chainIsolation1} {
-		if deleteRule(ctx, "FORWARD", "-j", chain) != nil {
-			return
-		}
-	}
-	for _, chain := range stackChains {
-		if strings.Contains(listing, "-N "+chain+"\n") {
-			_ = iptables(ctx, "-X", chain)
-		}
-	}
-}
-
 // deleteRule deletes every copy of rule (a chain and its matches, in the
 // filter table unless rule says -t): -D until iptables says there is none,
 // which costs one process per copy plus one, where checking with -C first
@@ -317,7 +276,6 @@ func deleteRule(ctx context.Context, rule ...string) error {
 // no CNI-DN-* chain (one per container with published ports, from any CNI
 // user on the host) remains. portmap recreates them when needed.
 func (c *Client) pruneSharedChains(ctx context.Context) {
-	pruneIsolation(ctx)
 	out, err := exec.CommandContext(ctx, "iptables", "-w", "-t", "nat", "-S").Output()
 	if err != nil || bytes.Contains(out, []byte("-N CNI-DN-")) {
 		return
