@@ -130,19 +130,9 @@ func (e *driverEnv) earlierNetwork(key string) engine.Network {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		e.t.Fatal(err)
 	}
-	table := "filter"
-	for _, l := range strings.Split(iptablesSave(e.t), "\n") {
-		if name, ok := strings.CutPrefix(l, "*"); ok {
-			table = name
-		}
-		if strings.HasPrefix(l, "-A ") && (strings.Contains(l, "-s "+n.Subnet+" ") || strings.Contains(l, "-d "+n.Subnet+" ")) {
-			// iptables-save quotes comments as sh does.
-			cmd := "iptables -w -t " + table + " -D " + strings.TrimPrefix(l, "-A ")
-			if out, err := exec.Command("sh", "-c", cmd).CombinedOutput(); err != nil {
-				e.t.Fatalf("%s: %v: %s", cmd, err, out)
-			}
-		}
-	}
+	deleteHostRules(e.t, func(rule string) bool {
+		return strings.Contains(rule, "-s "+n.Subnet+" ") || strings.Contains(rule, "-d "+n.Subnet+" ")
+	})
 	return n
 }
 

@@ -188,6 +188,25 @@ func hostRules(t *testing.T) string {
 	return string(out)
 }
 
+// deleteHostRules deletes each rule iptables-save prints that match picks,
+// as a reboot or someone else's cleanup would.
+func deleteHostRules(t *testing.T, match func(rule string) bool) {
+	t.Helper()
+	table := "filter"
+	for _, l := range strings.Split(hostRules(t), "\n") {
+		if name, ok := strings.CutPrefix(l, "*"); ok {
+			table = name
+		}
+		if strings.HasPrefix(l, "-A ") && match(l) {
+			// iptables-save quotes comments as sh does.
+			cmd := "iptables -w -t " + table + " -D " + strings.TrimPrefix(l, "-A ")
+			if out, err := exec.Command("sh", "-c", cmd).CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v: %s", cmd, err, out)
+			}
+		}
+	}
+}
+
 // grepText returns the lines of s that contain sub.
 func grepText(s, sub string) string {
 	var out []string

@@ -310,19 +310,7 @@ func TestNetNetworks(t *testing.T) {
 		masq := func() bool { return masqueraded(iptablesNAT(t), alpha.Subnet) }
 		isolated := func() bool { return strings.Contains(hostRules(t), "-i "+alpha.Bridge+" ! -o "+alpha.Bridge+" ") }
 		accepted := func() bool { return acceptsForwarded(hostRules(t), alpha.Subnet, alpha.Bridge) }
-		table := "filter"
-		for _, l := range strings.Split(hostRules(t), "\n") {
-			if name, ok := strings.CutPrefix(l, "*"); ok {
-				table = name
-			}
-			if strings.HasPrefix(l, "-A ") && strings.Contains(l, alpha.Bridge) {
-				// iptables-save quotes comments as sh does.
-				cmd := "iptables -w -t " + table + " -D " + strings.TrimPrefix(l, "-A ")
-				if out, err := exec.Command("sh", "-c", cmd).CombinedOutput(); err != nil {
-					t.Fatalf("%s: %v: %s", cmd, err, out)
-				}
-			}
-		}
+		deleteHostRules(t, func(rule string) bool { return strings.Contains(rule, alpha.Bridge) })
 		if masq() || isolated() || accepted() {
 			t.Fatalf("alpha's rules are still there after deleting them")
 		}

@@ -3,7 +3,6 @@ package ctrd
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -59,11 +58,7 @@ func (c *Client) setupBridge(ctx context.Context, rec networkRecord) error {
 	if err := run(ctx, "ip", "link", "set", rec.Bridge, "up"); err != nil {
 		return err
 	}
-	if err := c.addBridgeRules(ctx, rec); err != nil {
-		return err
-	}
-	c.bridgeRulesAdded(rec.Name, true)
-	return nil
+	return c.addBridgeRules(ctx, rec)
 }
 
 // bridgeRulesChecked holds the networks (by state directory and name) whose
@@ -103,27 +98,16 @@ func (c *Client) ensureBridgeRules(ctx context.Context, network string) error {
 	if err := c.addBridgeRules(ctx, rec); err != nil {
 		return fmt.Errorf("network %s: %w", network, err)
 	}
-	c.bridgeRulesAdded(network, true)
 	return nil
-}
-
-// bridgeRulesAdded records that this process added (or removed, added
-// false) the network's bridgeRules itself.
-func (c *Client) bridgeRulesAdded(network string, added bool) {
-	bridgeRulesChecked.Lock()
-	defer bridgeRulesChecked.Unlock()
-	if added {
-		bridgeRulesChecked.done[c.bridgeRulesKey(network)] = true
-	} else {
-		delete(bridgeRulesChecked.done, c.bridgeRulesKey(network))
-	}
 }
 
 // destroyBridge removes the network's bridgeRules and the bridge, and
 // stack's chains once no network has rules there. Missing pieces are not
 // errors.
 func (c *Client) destroyBridge(ctx context.Context, rec networkRecord) error {
-	c.bridgeRulesAdded(rec.Name, false)
+	bridgeRulesChecked.Lock()
+	delete(bridgeRulesChecked.done, c.bridgeRulesKey(rec.Name))
+	bridgeRulesChecked.Unlock()
 	isolationMu.Lock()
 	isolationSettled = false
 	err := changeRules(ctx, func(rs ruleset) restoreScript { return removeBridgeRules(rs, rec) })
@@ -138,11 +122,19 @@ func (c *Client) destroyBridge(ctx context.Context, rec networkRecord) error {
 }
 
 // addBridgeRules creates stack's chains when missing, puts their FORWARD
-// jumps first and replaces the network's rules with its bridgeRules.
+// jumps first and replaces the network's rules with its bridgeRules, then
+// records that this process has them in place (bridgeRulesChecked).
 func (c *Client) addBridgeRules(ctx context.Context, rec networkRecord) error {
 	isolationMu.Lock()
-	defer isolationMu.Unlock()
-	return changeRules(ctx, func(rs ruleset) restoreScript { return replaceBridgeRules(rs, rec) })
+	err := changeRules(ctx, func(rs ruleset) restoreScript { return replaceBridgeRules(rs, rec) })
+	isolationMu.Unlock()
+	if err != nil {
+		return err
+	}
+	bridgeRulesChecked.Lock()
+	bridgeRulesChecked.done[c.bridgeRulesKey(rec.Name)] = true
+	bridgeRulesChecked.Unlock()
+	return nil
 }
 
 // isolationFirst puts the jumps to stack's chains first in FORWARD, in
@@ -156,41 +148,18 @@ func isolationFirst(ctx context.Context) error {
 	if isolationSettled {
 		return nil
 	}
-	out, err := exec.CommandContext(ctx, "iptables", "-w", "-S", "FORWARD").Output()
-	if err != nil {
-		return fmt.Errorf("iptables -S FORWARD: %w", err)
-	}
-	rules, cniForward := forwardRules(string(out))
-	if len(rules) >= len(forwardJumps) && slices.Equal(rules[:len(forwardJumps)], forwardJumps) {
+	settled := false
+	err := changeRules(ctx, func(rs ruleset) restoreScript {
+		filter := rs.rules["filter"]
 		// Once the firewall plugin's jump exists below ours, nothing this
 		// process does will move ours again: skip the check from now on.
-		isolationSettled = cniForward
-		return nil
-	}
-	for _, chain := range []string{chainForward, chainIsolation1} {
-		if err := deleteRule(ctx, "FORWARD", "-j", chain); err != nil {
-			return err
-		}
-	}
-	for _, chain := range []string{chainForward, chainIsolation1} {
-		if err := iptables(ctx, "-I", "FORWARD", "1", "-j", chain); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// forwardRules returns FORWARD's rules and whether the CNI firewall plugin's
-// jump is among them.
-func forwardRules(out string) (rules []string, cniForward bool) {
-	for _, line := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(line, "-A ") {
-			continue
-		}
-		rules = append(rules, line)
-		cniForward = cniForward || strings.HasSuffix(line, "-j CNI-FORWARD")
-	}
-	return rules, cniForward
+		settled = jumpsFirst(filter) && slices.ContainsFunc(filter, func(l string) bool { return strings.HasSuffix(l, "-j CNI-FORWARD") })
+		var s restoreScript
+		s.putJumpsFirst(filter)
+		return s
+	})
+	isolationSettled = err == nil && settled
+	return err
 }
 
 // bridgeRules are the rules a network adds with its bridge and removes with
@@ -250,26 +219,6 @@ func isolationRules(rec networkRecord) [][]string {
 		)
 	}
 	return rules
-}
-
-// deleteRule deletes every copy of rule (a chain and its matches, in the
-// filter table unless rule says -t): -D until iptables says there is none,
-// which costs one process per copy plus one, where checking with -C first
-// cost two per copy plus one. iptables exits 1 for a rule or chain that is
-// not there, and with another status for anything else.
-func deleteRule(ctx context.Context, rule ...string) error {
-	for {
-		err := iptables(ctx, append([]string{"-D"}, rule...)...)
-		var exit *exec.ExitError
-		switch {
-		case err == nil:
-			continue
-		case errors.As(err, &exit) && exit.ExitCode() == 1:
-			return nil
-		default:
-			return err
-		}
-	}
 }
 
 // pruneSharedChains removes portmap's shared nat chains and their jumps once

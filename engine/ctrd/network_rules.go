@@ -147,16 +147,7 @@ func replaceBridgeRules(rs ruleset, rec networkRecord) restoreScript {
 			s.add("filter", "-N "+chain)
 		}
 	}
-	if !jumpsFirst(rs.rules["filter"]) {
-		for _, l := range rs.rules["filter"] {
-			if slices.Contains(forwardJumps, l) {
-				s.remove("filter", l)
-			}
-		}
-		for _, chain := range []string{chainForward, chainIsolation1} {
-			s.add("filter", "-I FORWARD 1 -j "+chain)
-		}
-	}
+	s.putJumpsFirst(rs.rules["filter"])
 	owned := rs.owned(rec.Name)
 	for _, table := range []string{"filter", "nat"} {
 		for _, l := range owned[table] {
@@ -193,6 +184,22 @@ func removeBridgeRules(rs ruleset, rec networkRecord) restoreScript {
 		}
 	}
 	return s
+}
+
+// putJumpsFirst moves stack's FORWARD jumps to the top, in order, unless
+// they are there.
+func (s *restoreScript) putJumpsFirst(filter []string) {
+	if jumpsFirst(filter) {
+		return
+	}
+	for _, l := range filter {
+		if slices.Contains(forwardJumps, l) {
+			s.remove("filter", l)
+		}
+	}
+	for _, chain := range []string{chainForward, chainIsolation1} {
+		s.add("filter", "-I FORWARD 1 -j "+chain)
+	}
 }
 
 // jumpsFirst reports whether FORWARD begins with stack's jumps, in order.

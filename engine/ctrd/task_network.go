@@ -98,9 +98,10 @@ func (c *Client) teardownNetwork(ctx context.Context, id string) error {
 		if err := c.cniDel(ctx, id, nsArg, last); err != nil {
 			return err
 		}
-		if nsArg == "" {
+		if nsArg == "" && !last.SubnetRules {
 			// Without the netns the bridge plugin cannot learn the
-			// address its masquerade rule names, and leaves it.
+			// address its masquerade rule names, and leaves it (a
+			// network with SubnetRules has no rule per container).
 			if err := removeMasqRules(ctx, last.Network, id); err != nil {
 				return err
 			}
