@@ -38,6 +38,10 @@ type attachOpts struct {
 	ports   []engine.PortBinding
 }
 
+// publishes says whether the attachment carries the container's published
+// ports: only the primary one does.
+func (o attachOpts) publishes() bool { return o.primary && len(o.ports) > 0 }
+
 var cniOnce struct {
 	sync.Mutex
 	cfg map[string]*libcni.CNIConfig
@@ -61,7 +65,11 @@ func (c *Client) cni() *libcni.CNIConfig {
 }
 
 // conflist is the CNI configuration for one attachment: bridge with
-// host-local leases under the state directory, and portmap. A network with
+// host-local leases under the state directory, and portmap when the
+// attachment publishes ports. portmap does nothing for an attachment without
+// port mappings, on ADD and on DEL alike, yet each run is a process to start
+// and reap: two per container that publishes nothing. The attachment keeps
+// its conflist, so DEL runs the plugins its ADD ran. A network with
 // SubnetRules masquerades and accepts forwarded traffic with rules of its
 // own; one made by an earlier version has the bridge plugin's ipMasq and the
 // firewall plugin do it per container.
@@ -86,7 +94,9 @@ func (r networkRecord) conflist(c *Client, o attachOpts) ([]byte, error) {
 				"ranges": [][]any{{rng}}, "routes": routes,
 			},
 		},
-		map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+	}
+	if o.publishes() {
+		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}})
 	}
 	if !r.SubnetRules {
 		plugins = append(plugins, map[string]any{"type": "firewall"})
@@ -116,7 +126,7 @@ func capArgs(o attachOpts, subnetBits int) map[string]any {
 	if o.ipv4 != "" {
 		args["ips"] = []string{fmt.Sprintf("%s/%d", o.ipv4, subnetBits)}
 	}
-	if o.primary && len(o.ports) > 0 {
+	if o.publishes() {
 		var pm []map[string]any
 		for _, p := range o.ports {
 			proto := p.Protocol

@@ -12,7 +12,13 @@ import (
 // plugins are the plugins of a network's conflist by type.
 func plugins(t *testing.T, c *Client, rec networkRecord) map[string]map[string]any {
 	t.Helper()
-	raw, err := rec.conflist(c, attachOpts{primary: true})
+	return attachmentPlugins(t, c, rec, attachOpts{primary: true})
+}
+
+// attachmentPlugins are the plugins of one attachment's conflist by type.
+func attachmentPlugins(t *testing.T, c *Client, rec networkRecord, o attachOpts) map[string]map[string]any {
+	t.Helper()
+	raw, err := rec.conflist(c, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,5 +126,31 @@ func TestANetworkOfAnEarlierVersionKeepsTheBridgePluginsMasquerade(t *testing.T)
 	}
 	if got := append(masqueradeRules(bridgeRules(rec)), rulesIn(bridgeRules(rec), chainForward)...); len(got) > 0 {
 		t.Errorf("an earlier version's network gets subnet rules as well: %q", got)
+	}
+}
+
+func TestPortmapRunsOnlyForTheAttachmentThatPublishesPorts(t *testing.T) {
+	c := &Client{opts: Options{StateDir: t.TempDir()}}
+	rec, err := c.planNetwork(engine.NetworkSpec{Name: "demo_default", Subnet: "10.250.7.0/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := []engine.PortBinding{{HostPort: 8080, ContainerPort: 80}}
+	for _, tc := range []struct {
+		name string
+		o    attachOpts
+		want bool
+	}{
+		{"primary attachment with published ports", attachOpts{primary: true, ports: web}, true},
+		{"primary attachment without ports", attachOpts{primary: true}, false},
+		{"second attachment of a container with published ports", attachOpts{ports: web}, false},
+	} {
+		_, got := attachmentPlugins(t, c, rec, tc.o)["portmap"]
+		if got != tc.want {
+			t.Errorf("%s: portmap in the conflist = %v, want %v", tc.name, got, tc.want)
+		}
+		if _, mapped := capArgs(tc.o, 24)["portMappings"]; mapped != got {
+			t.Errorf("%s: port mappings passed = %v but portmap in the conflist = %v", tc.name, mapped, got)
+		}
 	}
 }

@@ -162,6 +162,9 @@ func describe(spec engine.ContainerSpec) string {
 }
 
 func (c *Client) checkPorts(except, who string, ports []engine.PortBinding) error {
+	if !slices.ContainsFunc(ports, func(p engine.PortBinding) bool { return p.HostPort != 0 }) {
+		return nil // nothing to compare: no need to read every run record
+	}
 	recs, err := c.listRunRecords()
 	if err != nil {
 		return err
