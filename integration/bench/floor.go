@@ -103,9 +103,10 @@ func importBusybox(ctx context.Context, ctr *containerd.Client, archive string) 
 	return img, nil
 }
 
-// conflist is the same plugin chain stack uses: bridge with host-local and
-// portmap, the masquerade and the forward rules left to rules for the
-// subnet (floorRules).
+// conflist is the same plugin chain stack uses for a container that
+// publishes no ports: bridge with host-local, without portmap (which stack
+// runs only for attachments with port mappings), the masquerade and the
+// forward rules left to rules for the subnet (floorRules).
 func (f *floor) conflist() []byte {
 	conf := map[string]any{
 		"cniVersion": "1.0.0", "name": "stack-bench-floor",
@@ -113,7 +114,6 @@ func (f *floor) conflist() []byte {
 			map[string]any{"type": "bridge", "bridge": floorBridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
 				"ipam": map[string]any{"type": "host-local", "dataDir": filepath.Join(f.dir, "ipam"),
 					"ranges": [][]any{{map[string]any{"subnet": floorSubnet}}}, "routes": []any{map[string]any{"dst": "0.0.0.0/0"}}}},
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
 		},
 	}
 	b, _ := json.Marshal(conf)
