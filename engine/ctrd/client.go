@@ -63,6 +63,9 @@ type Client struct {
 	// fifoDir is where exec FIFOs go (execFIFODir), chosen once.
 	fifoOnce sync.Once
 	fifoDir  string
+	// containersOnce prepares the parent of the containers' state
+	// directories (makeContainerDir).
+	containersOnce sync.Once
 	// host is where a run is vouched for without its shim (proc_live.go);
 	// getTask and serving ask containerd, and tests of observe replace them.
 	host    hostProc

@@ -85,7 +85,7 @@ func (c *Client) prepare(ctx context.Context, id string, spec engine.ContainerSp
 		return in, fmt.Errorf("read image config: %w", err)
 	}
 	in.imageCfg = cfg.Config
-	if err := os.MkdirAll(c.containerDir(id), 0o711); err != nil {
+	if err := c.makeContainerDir(id, 0o711); err != nil {
 		return in, err
 	}
 	if err := c.resolveNamespaces(ctx, &in); err != nil {
