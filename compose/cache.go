@@ -87,6 +87,17 @@ func cacheKey(opts LoadOptions, salt string) (key string, ok bool) {
 	if err != nil {
 		return "", false
 	}
+	// Load treats an empty list or map as an absent one: key them alike, so
+	// that `down` (no --scale flags at all) finds what `up` cached.
+	if len(opts.Scale) == 0 {
+		opts.Scale = nil
+	}
+	if len(opts.Services) == 0 {
+		opts.Services = nil
+	}
+	if len(opts.Profiles) == 0 {
+		opts.Profiles = nil
+	}
 	h := sha256.New()
 	optsJSON, err := json.Marshal(opts) // map keys are sorted: stable
 	if err != nil {

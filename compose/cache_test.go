@@ -137,6 +137,23 @@ func TestCacheServesAnUnchangedProject(t *testing.T) {
 	}
 }
 
+// up passes the (empty) map of its --scale flags where down passes none;
+// the two must share one entry, or every down loads the project again.
+func TestCacheServesDownWhatUpCached(t *testing.T) {
+	p := newCacheProject(t)
+	up := LoadOptions{WorkingDir: p.dir, Environment: p.env, Scale: map[string]int{}, Services: []string{}}
+	if _, err := LoadCached(context.Background(), up, p.cache); err != nil {
+		t.Fatal(err)
+	}
+	p.tamper(t)
+	if got := p.load(t).Project; got != "from-cache" {
+		t.Fatalf("a load without scale and services after one with empty ones came from compose-go (project %q), want a cache hit", got)
+	}
+	if n := len(p.entries(t)); n != 1 {
+		t.Errorf("%d cache entries, want 1", n)
+	}
+}
+
 func TestCacheMissesWhenAnInputChanges(t *testing.T) {
 	changes := map[string]func(t *testing.T, p *cacheProject){
 		"compose file": func(t *testing.T, p *cacheProject) {
