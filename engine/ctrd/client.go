@@ -66,6 +66,8 @@ type Client struct {
 	// containersOnce prepares the parent of the containers' state
 	// directories (makeContainerDir).
 	containersOnce sync.Once
+	// images holds what containers of an image need from it (imageFacts).
+	images imageFactsCache
 	// host is where a run is vouched for without its shim (proc_live.go);
 	// getTask and serving ask containerd, and tests of observe replace them.
 	host    hostProc

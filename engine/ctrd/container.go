@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/containerd/containerd/v2/core/containers"
 	"os"
 	"strconv"
 	"strings"
@@ -50,16 +51,20 @@ func (c *Client) CreateContainer(ctx context.Context, spec engine.ContainerSpec)
 		}
 		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
 	}
-	if err := c.ensureUnpacked(ctx, meta); err != nil {
+	img := containerd.NewImageWithPlatform(c.ctr, meta, hostPlatform())
+	facts, err := c.imageFacts(ctx, img)
+	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
 	}
-	img := containerd.NewImageWithPlatform(c.ctr, meta, hostPlatform())
+	if err := c.unpackFor(ctx, img, facts, c.Snapshotter(ctx)); err != nil {
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
 	defer func() {
 		if retErr != nil {
 			c.discardContainer(context.WithoutCancel(ctx), id)
 		}
 	}()
-	in, err := c.prepare(ctx, id, spec, img)
+	in, err := c.prepare(ctx, id, spec, img, facts)
 	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
 	}
@@ -78,13 +83,9 @@ func (c *Client) CreateContainer(ctx context.Context, spec engine.ContainerSpec)
 
 // prepare writes the container's state directory (secrets, configs,
 // resolv.conf, hosts) and resolves what the OCI spec needs.
-func (c *Client) prepare(ctx context.Context, id string, spec engine.ContainerSpec, img containerd.Image) (specInput, error) {
-	in := specInput{id: id, spec: spec, image: img}
-	cfg, err := img.Spec(ctx)
-	if err != nil {
-		return in, fmt.Errorf("read image config: %w", err)
-	}
-	in.imageCfg = cfg.Config
+func (c *Client) prepare(ctx context.Context, id string, spec engine.ContainerSpec, img containerd.Image, facts imageFacts) (specInput, error) {
+	in := specInput{id: id, spec: spec, image: img, imageFacts: facts}
+	in.imageCfg = facts.config.Config
 	if err := c.makeContainerDir(id, 0o711); err != nil {
 		return in, err
 	}
@@ -94,6 +95,7 @@ func (c *Client) prepare(ctx context.Context, id string, spec engine.ContainerSp
 	if err := c.nameAnonymousVolumes(ctx, &in.spec); err != nil {
 		return in, err
 	}
+	var err error
 	if in.mounts, err = c.buildMounts(ctx, id, in.spec, in.hostNS); err != nil {
 		return in, err
 	}
@@ -124,7 +126,7 @@ func (c *Client) containerOpts(ctx context.Context, in specInput, digest string)
 	return []containerd.NewContainerOpts{
 		containerd.WithImage(in.image),
 		containerd.WithSnapshotter(sn),
-		containerd.WithNewSnapshot(in.id, in.image),
+		withRootfsSnapshot(in.id, in.imageFacts),
 		containerd.WithRuntime(runcRuntime, &options.Options{Root: runcRoot}),
 		containerd.WithContainerLabels(containerLabels(in.spec, digest)),
 		containerd.WithContainerExtension(specExtension, ext),
@@ -180,6 +182,22 @@ func (c *Client) loadSpec(ctx context.Context, id string) (engine.ContainerSpec,
 	if err != nil {
 		return engine.ContainerSpec{}, fmt.Errorf("container %s: %w", id, err)
 	}
+	return specOfInfo(info)
+}
+
+// loadedSpec is loadSpec for a container already loaded: its record as
+// LoadContainer read it, without asking containerd again.
+func loadedSpec(ctx context.Context, ctr containerd.Container) (engine.ContainerSpec, error) {
+	info, err := ctr.Info(ctx, containerd.WithoutRefreshedMetadata)
+	if err != nil {
+		return engine.ContainerSpec{}, fmt.Errorf("container %s: %w", ctr.ID(), err)
+	}
+	return specOfInfo(info)
+}
+
+// specOfInfo decodes the spec stack stored in a container record.
+func specOfInfo(info containers.Container) (engine.ContainerSpec, error) {
+	id := info.ID
 	var spec engine.ContainerSpec
 	if ext, ok := info.Extensions[specExtension]; ok {
 		if err := json.Unmarshal(ext.GetValue(), &spec); err != nil {
@@ -216,24 +234,42 @@ func (c *Client) RemoveContainer(ctx context.Context, id string) error {
 		return err
 	}
 	defer unlock()
-	timeout := defaultStopTimeout
-	if spec, err := c.loadSpec(ctx, id); err == nil && spec.Process.StopGracePeriod > 0 {
-		timeout = spec.Process.StopGracePeriod
-	}
-	if err := c.stopContainer(ctx, id, timeout); err != nil {
-		return fmt.Errorf("remove container %s: %w", id, err)
-	}
+	// One read of the container record serves the whole removal: each
+	// more would be a call to containerd (about 0.3 ms of CPU), and a down
+	// of 30 containers made seven per container.
 	ctr, err := c.ctr.LoadContainer(ctx, id)
-	if err == nil {
-		err = ctr.Delete(ctx, containerd.WithSnapshotCleanup)
-	}
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	// No timeout of the caller's: the spec's stop_grace_period, else
+	// Docker's 10 s (gracePeriod).
+	if err := c.stopLoaded(ctx, id, ctr, 0); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if ctr != nil {
+		if err := c.deleteRecord(ctx, ctr); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove container %s: %w", id, err)
+		}
 	}
 	if err := os.RemoveAll(c.containerDir(id)); err != nil {
 		return fmt.Errorf("remove container %s state: %w", id, err)
 	}
 	return removeIfExists(c.containerLock(id))
+}
+
+// deleteRecord deletes a loaded container whose task is gone (the caller
+// holds its lock and has stopped it): its rootfs snapshot, then its record,
+// as containerd's Container.Delete with WithSnapshotCleanup does, without
+// reading the task and the record again.
+func (c *Client) deleteRecord(ctx context.Context, ctr containerd.Container) error {
+	info, err := ctr.Info(ctx, containerd.WithoutRefreshedMetadata)
+	if err != nil {
+		return err
+	}
+	if err := containerd.WithSnapshotCleanup(ctx, c.ctr, info); err != nil {
+		return err
+	}
+	return c.ctr.ContainerService().Delete(ctx, ctr.ID())
 }
 
 // discardContainer undoes a failed CreateContainer.

@@ -17,11 +17,14 @@ import (
 
 // specInput is what the OCI spec is built from, besides the engine spec.
 type specInput struct {
-	id       string
-	spec     engine.ContainerSpec
-	image    containerd.Image
-	imageCfg ocispec.ImageConfig
-	mounts   []specs.Mount // includes the init binary when the spec asks for one
+	id    string
+	spec  engine.ContainerSpec
+	image containerd.Image
+	// imageFacts are the image's configuration and layers, read once per
+	// image by the Client (imageFacts).
+	imageFacts imageFacts
+	imageCfg   ocispec.ImageConfig
+	mounts     []specs.Mount // includes the init binary when the spec asks for one
 	// namespaces to join instead of creating (network, ipc, pid).
 	namespaces []specs.LinuxNamespace
 	hostNS     []specs.LinuxNamespaceType
@@ -30,7 +33,7 @@ type specInput struct {
 // specOpts turns the container spec into OCI spec options: the image's
 // configuration first, then each concern's overrides.
 func specOpts(in specInput) ([]oci.SpecOpts, error) {
-	opts := []oci.SpecOpts{oci.WithImageConfig(in.image)}
+	opts := []oci.SpecOpts{oci.WithImageConfig(in.configImage())}
 	proc, err := processOpts(in)
 	if err != nil {
 		return nil, err
@@ -281,4 +284,14 @@ func withSysctls(sysctls map[string]string) oci.SpecOpts {
 		}
 		return nil
 	}
+}
+
+// configImage is the image for oci.WithImageConfig: its configuration
+// descriptor with the blob inside, so that no content is read again.
+func (in specInput) configImage() oci.Image {
+	img := configOnlyImage{desc: in.imageFacts.configDesc}
+	if in.image != nil {
+		img.store = in.image.ContentStore()
+	}
+	return img
 }
