@@ -83,7 +83,7 @@ func (c *Client) CreateNetwork(ctx context.Context, spec engine.NetworkSpec) (re
 	}
 	defer func() {
 		if retErr != nil {
-			_ = c.destroyBridge(context.WithoutCancel(ctx), rec)
+			_, _ = c.destroyBridge(context.WithoutCancel(ctx), rec)
 		}
 	}()
 	if err := c.setupBridge(ctx, rec); err != nil {
@@ -151,7 +151,8 @@ func (c *Client) RemoveNetwork(ctx context.Context, name string) error {
 		return fmt.Errorf("remove network %s: %w", name, err)
 	}
 	defer unlock()
-	if err := c.destroyBridge(ctx, rec); err != nil {
+	tables, err := c.destroyBridge(ctx, rec)
+	if err != nil {
 		return fmt.Errorf("remove network %s: %w", name, err)
 	}
 	if err := os.RemoveAll(c.stateDir(dirNetworks, dirIPAM, name)); err != nil {
@@ -160,7 +161,7 @@ func (c *Client) RemoveNetwork(ctx context.Context, name string) error {
 	if err := os.Remove(c.networkPath(name)); err != nil && !isNotExist(err) {
 		return fmt.Errorf("remove network %s record: %w", name, err)
 	}
-	c.pruneSharedChains(ctx)
+	c.pruneSharedChains(ctx, tables)
 	return nil
 }
 

@@ -103,22 +103,22 @@ func (c *Client) ensureBridgeRules(ctx context.Context, network string) error {
 
 // destroyBridge removes the network's bridgeRules and the bridge, and
 // stack's chains once no network has rules there. Missing pieces are not
-// errors.
-func (c *Client) destroyBridge(ctx context.Context, rec networkRecord) error {
+// errors. It returns the tables as they were read before the change.
+func (c *Client) destroyBridge(ctx context.Context, rec networkRecord) (ruleset, error) {
 	bridgeRulesChecked.Lock()
 	delete(bridgeRulesChecked.done, c.bridgeRulesKey(rec.Name))
 	bridgeRulesChecked.Unlock()
 	isolationMu.Lock()
 	isolationSettled = false
-	err := changeRules(ctx, func(rs ruleset) restoreScript { return removeBridgeRules(rs, rec) })
+	before, err := changeRules(ctx, func(rs ruleset) restoreScript { return removeBridgeRules(rs, rec) })
 	isolationMu.Unlock()
 	if err != nil {
-		return err
+		return before, err
 	}
 	if _, err := net.InterfaceByName(rec.Bridge); err != nil {
-		return nil
+		return before, nil
 	}
-	return run(ctx, "ip", "link", "del", rec.Bridge)
+	return before, run(ctx, "ip", "link", "del", rec.Bridge)
 }
 
 // addBridgeRules creates stack's chains when missing, puts their FORWARD
@@ -126,7 +126,7 @@ func (c *Client) destroyBridge(ctx context.Context, rec networkRecord) error {
 // records that this process has them in place (bridgeRulesChecked).
 func (c *Client) addBridgeRules(ctx context.Context, rec networkRecord) error {
 	isolationMu.Lock()
-	err := changeRules(ctx, func(rs ruleset) restoreScript { return replaceBridgeRules(rs, rec) })
+	_, err := changeRules(ctx, func(rs ruleset) restoreScript { return replaceBridgeRules(rs, rec) })
 	isolationMu.Unlock()
 	if err != nil {
 		return err
@@ -149,7 +149,7 @@ func isolationFirst(ctx context.Context) error {
 		return nil
 	}
 	settled := false
-	err := changeRules(ctx, func(rs ruleset) restoreScript {
+	_, err := changeRules(ctx, func(rs ruleset) restoreScript {
 		filter := rs.rules["filter"]
 		// Once the firewall plugin's jump exists below ours, nothing this
 		// process does will move ours again: skip the check from now on.
@@ -221,10 +221,21 @@ func isolationRules(rec networkRecord) [][]string {
 	return rules
 }
 
+// sharedPortChains are portmap's nat chains shared by every container that
+// publishes ports.
+var sharedPortChains = []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"}
+
 // pruneSharedChains removes portmap's shared nat chains and their jumps once
 // no CNI-DN-* chain (one per container with published ports, from any CNI
-// user on the host) remains. portmap recreates them when needed.
-func (c *Client) pruneSharedChains(ctx context.Context) {
+// user on the host) remains. portmap recreates them when needed. seen is a
+// recent read of the tables: when portmap's chains were not there, nothing
+// is read again (no container published a port since they were last
+// pruned); otherwise the check is made on a fresh read, right before the
+// deletions.
+func (c *Client) pruneSharedChains(ctx context.Context, seen ruleset) {
+	if seen.chains != nil && !slices.ContainsFunc(sharedPortChains, func(ch string) bool { return slices.Contains(seen.chains["nat"], ch) }) {
+		return
+	}
 	out, err := exec.CommandContext(ctx, "iptables", "-w", "-t", "nat", "-S").Output()
 	if err != nil || bytes.Contains(out, []byte("-N CNI-DN-")) {
 		return

@@ -215,16 +215,16 @@ func jumpsFirst(filter []string) bool {
 
 // changeRules reads the tables, builds a script from them and applies it,
 // once more on a fresh read if another process changed them in between.
-func changeRules(ctx context.Context, build func(ruleset) restoreScript) error {
+func changeRules(ctx context.Context, build func(ruleset) restoreScript) (ruleset, error) {
 	var err error
 	for range 2 {
 		var rs ruleset
 		if rs, err = readRuleset(ctx); err != nil {
-			return err
+			return rs, err
 		}
 		if err = build(rs).apply(ctx); err == nil {
-			return nil
+			return rs, nil
 		}
 	}
-	return err
+	return ruleset{}, err
 }
