@@ -3,6 +3,7 @@ package ctrd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -108,17 +109,23 @@ func (c *Client) destroyBridge(ctx context.Context, rec networkRecord) (ruleset,
 	bridgeRulesChecked.Lock()
 	delete(bridgeRulesChecked.done, c.bridgeRulesKey(rec.Name))
 	bridgeRulesChecked.Unlock()
+	// The rules name the bridge only as a string, and neither change waits
+	// for the other: the kernel's commit of the tables and its removal of
+	// the bridge (each a few RCU grace periods, tens of milliseconds here)
+	// run side by side.
+	linkDeleted := make(chan error, 1)
+	go func() {
+		if _, err := net.InterfaceByName(rec.Bridge); err != nil {
+			linkDeleted <- nil
+			return
+		}
+		linkDeleted <- run(ctx, "ip", "link", "del", rec.Bridge)
+	}()
 	isolationMu.Lock()
 	isolationSettled = false
 	before, err := changeRules(ctx, func(rs ruleset) restoreScript { return removeBridgeRules(rs, rec) })
 	isolationMu.Unlock()
-	if err != nil {
-		return before, err
-	}
-	if _, err := net.InterfaceByName(rec.Bridge); err != nil {
-		return before, nil
-	}
-	return before, run(ctx, "ip", "link", "del", rec.Bridge)
+	return before, errors.Join(err, <-linkDeleted)
 }
 
 // addBridgeRules creates stack's chains when missing, puts their FORWARD
