@@ -126,6 +126,11 @@ func (c *Client) teardownNetwork(ctx context.Context, id string) error {
 // container and not bound by a host process.
 func (c *Client) resolvePorts(id string, spec engine.ContainerSpec) ([]engine.PortBinding, error) {
 	ports := append([]engine.PortBinding(nil), spec.Network.Ports...)
+	// A port the kernel has just handed out is not probed again: it was
+	// free, and another socket could take it between the two binds. It is
+	// still checked against the ports other stack containers publish,
+	// which nothing binds.
+	picked := make([]bool, len(ports))
 	for i := range ports {
 		if ports[i].Protocol == "" {
 			ports[i].Protocol = "tcp"
@@ -135,10 +140,11 @@ func (c *Client) resolvePorts(id string, spec engine.ContainerSpec) ([]engine.Po
 			if err != nil {
 				return nil, fmt.Errorf("publish %d/%s: %w", ports[i].ContainerPort, ports[i].Protocol, err)
 			}
-			ports[i].HostPort = p
+			ports[i].HostPort, picked[i] = p, true
 		}
 	}
-	if err := c.checkPorts(id, describe(spec), ports); err != nil {
+	probe := func(i int) bool { return !picked[i] }
+	if err := c.checkPortsProbing(id, describe(spec), ports, probe); err != nil {
 		return nil, err
 	}
 	return ports, nil
@@ -162,6 +168,11 @@ func describe(spec engine.ContainerSpec) string {
 }
 
 func (c *Client) checkPorts(except, who string, ports []engine.PortBinding) error {
+	return c.checkPortsProbing(except, who, ports, func(int) bool { return true })
+}
+
+// checkPortsProbing is checkPorts binding only the ports probe(i) names.
+func (c *Client) checkPortsProbing(except, who string, ports []engine.PortBinding, probe func(i int) bool) error {
 	if !slices.ContainsFunc(ports, func(p engine.PortBinding) bool { return p.HostPort != 0 }) {
 		return nil // nothing to compare: no need to read every run record
 	}
@@ -169,7 +180,7 @@ func (c *Client) checkPorts(except, who string, ports []engine.PortBinding) erro
 	if err != nil {
 		return err
 	}
-	for _, p := range ports {
+	for i, p := range ports {
 		if p.HostPort == 0 {
 			continue
 		}
@@ -182,6 +193,9 @@ func (c *Client) checkPorts(except, who string, ports []engine.PortBinding) erro
 					return fmt.Errorf("%s: port %s is already published by container %s", who, portString(p), otherID[:12])
 				}
 			}
+		}
+		if !probe(i) {
+			continue
 		}
 		if err := probePort(p); err != nil {
 			return fmt.Errorf("%s: port %s is already in use on the host: %w", who, portString(p), err)
