@@ -133,8 +133,8 @@ type Daemon struct {
 	patchPoke chan struct{} // a container waits for its own observation; capacity 1
 	pmu       sync.Mutex
 	// pendingIDs are the containers to observe alone, each with its
-	// earliest event not yet in the answers.
-	pendingIDs map[string]time.Time
+	// earliest event not yet in the answers (pendingPatch).
+	pendingIDs map[string]pendingPatch
 	// pub orders the table's publications: the refresh's and the patches'.
 	pub     sync.Mutex
 	answers answers // guarded by pub
@@ -158,7 +158,7 @@ func New(cfg Config) *Daemon {
 	return &Daemon{
 		observer:   observer,
 		patchPoke:  make(chan struct{}, 1),
-		pendingIDs: map[string]time.Time{},
+		pendingIDs: map[string]pendingPatch{},
 		cfg:        cfg,
 		dns:        netdns.New(netdns.Config{TTL: cfg.TTL, Upstreams: cfg.Upstreams, Logger: cfg.Logger}),
 		log:        cfg.Logger,
@@ -385,9 +385,17 @@ func (d *Daemon) onEvent(ev engine.Event) {
 	if at.IsZero() || at.After(time.Now()) {
 		at = time.Now()
 	}
-	if ev.Topic == engine.TopicContainerCreate {
+	switch ev.Topic {
+	case engine.TopicContainerCreate:
 		// A container without a task yet changes no answer: the (paced)
 		// full refresh shows it, and its task's start will be patched.
+		d.pokeRefresh()
+		return
+	case engine.TopicTaskDelete:
+		// Its exit took the container out of the answers already (a task
+		// deleted unstarted was never in them): the (paced) full refresh
+		// shows the rest. A down of 30 containers observed each of them
+		// three times, a tenth of the host's CPU with the tables rebuilt.
 		d.pokeRefresh()
 		return
 	}

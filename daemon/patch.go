@@ -31,6 +31,14 @@ const patchTimeout = 5 * time.Second
 // others' answers back.
 const patchWorkers = 4
 
+// pendingPatch is a container waiting for its observation: the earliest
+// event that asked for it, and whether one said it was deleted (then there
+// is nothing to observe).
+type pendingPatch struct {
+	event   time.Time
+	deleted bool
+}
+
 // A patch is one container as observed alone, newer than the base for it.
 type patch struct {
 	ctr  engine.Container
@@ -141,9 +149,12 @@ func (d *Daemon) queuePatch(ev engine.Event, at time.Time) bool {
 		d.pmu.Unlock()
 		return false
 	}
-	if !ok || at.Before(prev) {
-		d.pendingIDs[ev.ContainerID] = at
+	next := prev
+	if !ok || at.Before(prev.event) {
+		next.event = at
 	}
+	next.deleted = next.deleted || ev.Topic == engine.TopicContainerDelete
+	d.pendingIDs[ev.ContainerID] = next
 	d.pmu.Unlock()
 	select {
 	case d.patchPoke <- struct{}{}:
@@ -166,8 +177,8 @@ func (d *Daemon) patchLoop(ctx context.Context) {
 					return
 				case <-d.patchPoke:
 				}
-				for id, event, ok := d.nextPatch(); ok; id, event, ok = d.nextPatch() {
-					d.patchOne(ctx, id, event)
+				for id, pending, ok := d.nextPatch(); ok; id, pending, ok = d.nextPatch() {
+					d.patchOne(ctx, id, pending)
 				}
 			}
 		})
@@ -175,12 +186,12 @@ func (d *Daemon) patchLoop(ctx context.Context) {
 	wg.Wait()
 }
 
-// nextPatch takes one pending container and its earliest event; when more
-// are pending, it wakes another worker for them.
-func (d *Daemon) nextPatch() (id string, event time.Time, ok bool) {
+// nextPatch takes one pending container; when more are pending, it wakes
+// another worker for them.
+func (d *Daemon) nextPatch() (id string, pending pendingPatch, ok bool) {
 	d.pmu.Lock()
 	defer d.pmu.Unlock()
-	for id, event = range d.pendingIDs {
+	for id, pending = range d.pendingIDs {
 		delete(d.pendingIDs, id)
 		ok = true
 		break
@@ -191,14 +202,19 @@ func (d *Daemon) nextPatch() (id string, event time.Time, ok bool) {
 		default:
 		}
 	}
-	return id, event, ok
+	return id, pending, ok
 }
 
 // patchOne observes one container and publishes it over the base. A
 // container that cannot be observed is left to the full refresh, which
 // then measures its event's latency.
-func (d *Daemon) patchOne(ctx context.Context, id string, event time.Time) {
-	p, err := d.observeOne(ctx, id)
+func (d *Daemon) patchOne(ctx context.Context, id string, pending pendingPatch) {
+	event := pending.event
+	p, err := patch{gone: true, at: time.Now()}, error(nil)
+	if !pending.deleted {
+		// A deleted container is gone: no need to ask containerd.
+		p, err = d.observeOne(ctx, id)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Warn("daemon: cannot observe a container alone; the full refresh will", "container", id, "err", err)

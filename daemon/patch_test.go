@@ -173,6 +173,30 @@ func TestADeletedContainerIsNoLongerAnswered(t *testing.T) {
 	waitFor(t, time.Second, func() bool { return len(answered(d, "web")) == 0 })
 }
 
+// A down sends three events per container (task exit, task delete,
+// container delete); only the exit needs containerd asked: the deleted task
+// changes no answer, and a deleted container is gone.
+func TestADownObservesEachContainerOnce(t *testing.T) {
+	src := newObservingSource(demoState())
+	d := startDaemon(t, src, Config{Resync: time.Hour})
+	release := src.holdObserves()
+	defer release()
+
+	src.update(func(st *engine.State) { st.Containers[0].Status = engine.StatusExited })
+	src.events <- engine.Event{Time: time.Now(), Topic: engine.TopicTaskExit, ContainerID: "demo-web-1-id"}
+	waitFor(t, time.Second, func() bool { return len(answered(d, "web")) == 0 })
+	src.update(func(st *engine.State) { st.Containers = nil })
+	src.events <- engine.Event{Time: time.Now(), Topic: engine.TopicTaskDelete, ContainerID: "demo-web-1-id"}
+	src.events <- engine.Event{Time: time.Now(), Topic: engine.TopicContainerDelete, ContainerID: "demo-web-1-id"}
+	waitFor(t, time.Second, func() bool { return d.Status().Refresh.Patches >= 2 })
+	if n := src.observedAlone(); n != 1 {
+		t.Errorf("containerd asked about the container %d times, want once (for its exit)", n)
+	}
+	if got := answered(d, "web"); len(got) != 0 {
+		t.Errorf("the deleted container is answered: %v", got)
+	}
+}
+
 func TestAFullRefreshThatStartedBeforeAPatchDoesNotUndoIt(t *testing.T) {
 	src := newObservingSource(demoState())
 	// No refresh but the one asked for: the event's would show db anyway.
