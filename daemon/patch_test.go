@@ -148,15 +148,22 @@ func TestAStartedContainerIsAnsweredWhileAFullRefreshIsHeld(t *testing.T) {
 	}
 }
 
+// exitWeb makes demo's web container exit and waits until it is no longer
+// answered.
+func exitWeb(t *testing.T, src *observingSource, d *Daemon) {
+	t.Helper()
+	src.update(func(st *engine.State) { st.Containers[0].Status = engine.StatusExited })
+	src.events <- engine.Event{Time: time.Now(), Topic: engine.TopicTaskExit, ContainerID: "demo-web-1-id"}
+	waitFor(t, time.Second, func() bool { return len(answered(d, "web")) == 0 })
+}
+
 func TestAnExitedContainerIsNoLongerAnsweredWhileAFullRefreshIsHeld(t *testing.T) {
 	src := newObservingSource(demoState())
 	d := startDaemon(t, src, Config{Resync: time.Hour})
 	release := src.holdObserves()
 	defer release()
 
-	src.update(func(st *engine.State) { st.Containers[0].Status = engine.StatusExited })
-	src.events <- engine.Event{Time: time.Now(), Topic: engine.TopicTaskExit, ContainerID: "demo-web-1-id"}
-	waitFor(t, time.Second, func() bool { return len(answered(d, "web")) == 0 })
+	exitWeb(t, src, d)
 	if n := d.Status().Refresh.Count; n != 1 {
 		t.Errorf("%d refreshes done, want the exit shown by a patch alone", n)
 	}
@@ -182,9 +189,7 @@ func TestADownObservesEachContainerOnce(t *testing.T) {
 	release := src.holdObserves()
 	defer release()
 
-	src.update(func(st *engine.State) { st.Containers[0].Status = engine.StatusExited })
-	src.events <- engine.Event{Time: time.Now(), Topic: engine.TopicTaskExit, ContainerID: "demo-web-1-id"}
-	waitFor(t, time.Second, func() bool { return len(answered(d, "web")) == 0 })
+	exitWeb(t, src, d)
 	src.update(func(st *engine.State) { st.Containers = nil })
 	src.events <- engine.Event{Time: time.Now(), Topic: engine.TopicTaskDelete, ContainerID: "demo-web-1-id"}
 	src.events <- engine.Event{Time: time.Now(), Topic: engine.TopicContainerDelete, ContainerID: "demo-web-1-id"}
