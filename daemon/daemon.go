@@ -394,8 +394,9 @@ func (d *Daemon) onEvent(ev engine.Event) {
 	case engine.TopicTaskDelete:
 		// Its exit took the container out of the answers already (a task
 		// deleted unstarted was never in them): the (paced) full refresh
-		// shows the rest. A down of 30 containers observed each of them
-		// three times, a tenth of the host's CPU with the tables rebuilt.
+		// shows the rest. With the container's removal, which needs no
+		// observation either (queuePatch), a down asks containerd about
+		// each container once, not three times.
 		d.pokeRefresh()
 		return
 	}

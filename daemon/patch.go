@@ -210,9 +210,10 @@ func (d *Daemon) nextPatch() (id string, pending pendingPatch, ok bool) {
 // then measures its event's latency.
 func (d *Daemon) patchOne(ctx context.Context, id string, pending pendingPatch) {
 	event := pending.event
-	p, err := patch{gone: true, at: time.Now()}, error(nil)
+	// A deleted container is gone: no need to ask containerd.
+	p := patch{gone: true, at: time.Now()}
+	var err error
 	if !pending.deleted {
-		// A deleted container is gone: no need to ask containerd.
 		p, err = d.observeOne(ctx, id)
 	}
 	if err != nil {

@@ -51,12 +51,8 @@ func (c *Client) CreateContainer(ctx context.Context, spec engine.ContainerSpec)
 		}
 		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
 	}
-	img := containerd.NewImageWithPlatform(c.ctr, meta, hostPlatform())
-	facts, err := c.imageFacts(ctx, img)
+	img, facts, err := c.ensureUnpacked(ctx, meta)
 	if err != nil {
-		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
-	}
-	if err := c.unpackFor(ctx, img, facts, c.Snapshotter(ctx)); err != nil {
 		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
 	}
 	defer func() {
@@ -85,7 +81,6 @@ func (c *Client) CreateContainer(ctx context.Context, spec engine.ContainerSpec)
 // resolv.conf, hosts) and resolves what the OCI spec needs.
 func (c *Client) prepare(ctx context.Context, id string, spec engine.ContainerSpec, img containerd.Image, facts imageFacts) (specInput, error) {
 	in := specInput{id: id, spec: spec, image: img, imageFacts: facts}
-	in.imageCfg = facts.config.Config
 	if err := c.makeContainerDir(id, 0o711); err != nil {
 		return in, err
 	}
@@ -118,7 +113,7 @@ func (c *Client) containerOpts(ctx context.Context, in specInput, digest string)
 	if err != nil {
 		return nil, err
 	}
-	cmd, err := json.Marshal(strings.Join(processArgs(in.spec.Process, in.imageCfg), " "))
+	cmd, err := json.Marshal(strings.Join(processArgs(in.spec.Process, in.imageFacts.config.Config), " "))
 	if err != nil {
 		return nil, err
 	}
@@ -237,8 +232,8 @@ func (c *Client) RemoveContainer(ctx context.Context, id string) error {
 	// One read of the container record serves the whole removal: each
 	// more would be a call to containerd (about 0.3 ms of CPU), and a down
 	// of 30 containers made seven per container.
-	ctr, err := c.ctr.LoadContainer(ctx, id)
-	if err != nil && !errdefs.IsNotFound(err) {
+	ctr, err := c.loadIfExists(ctx, id)
+	if err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	// No timeout of the caller's: the spec's stop_grace_period, else

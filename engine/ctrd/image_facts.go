@@ -66,23 +66,6 @@ func (c *Client) imageFacts(ctx context.Context, img containerd.Image) (imageFac
 	return f, nil
 }
 
-// unpackFor makes sure the image's layers are unpacked in the snapshotter:
-// one Stat of the chain's top snapshot, as containerd's IsUnpacked ends
-// with, and the unpack when it is missing.
-func (c *Client) unpackFor(ctx context.Context, img containerd.Image, f imageFacts, snapshotter string) error {
-	_, err := c.ctr.SnapshotService(snapshotter).Stat(ctx, f.chainID)
-	if err == nil {
-		return nil
-	}
-	if !errdefs.IsNotFound(err) {
-		return fmt.Errorf("image %s: %w", img.Name(), err)
-	}
-	if err := img.Unpack(ctx, snapshotter); err != nil {
-		return fmt.Errorf("unpack image %s into %s: %w", img.Name(), snapshotter, err)
-	}
-	return nil
-}
-
 // withRootfsSnapshot prepares the container's writable rootfs snapshot on
 // the image's unpacked layers, as containerd's WithNewSnapshot does for a
 // snapshot without ID remapping, from the chain ID already known.

@@ -75,7 +75,7 @@ func (c *Client) createUnpacked(ctx context.Context, img images.Image) error {
 	if err := c.putImage(ctx, img); err != nil {
 		return err
 	}
-	if err := c.ensureUnpacked(ctx, img); err != nil {
+	if _, _, err := c.ensureUnpacked(ctx, img); err != nil {
 		if prevErr == nil {
 			_ = c.putImage(context.WithoutCancel(ctx), prev)
 		} else {

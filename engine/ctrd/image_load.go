@@ -69,7 +69,7 @@ func (c *Client) unpackAll(ctx context.Context, imgs []images.Image) ([]LoadedIm
 		if err := c.checkPlatform(ctx, meta); err != nil {
 			return nil, fmt.Errorf("load image archive: %w", err)
 		}
-		if err := c.ensureUnpacked(ctx, meta); err != nil {
+		if _, _, err := c.ensureUnpacked(ctx, meta); err != nil {
 			return nil, fmt.Errorf("load image archive: %w", err)
 		}
 		out = append(out, LoadedImage{Name: meta.Name, Digest: meta.Target.Digest.String()})

@@ -98,22 +98,30 @@ func (c *Client) presentImage(ctx context.Context, name string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	if err := c.ensureUnpacked(ctx, meta); err != nil {
+	if _, _, err := c.ensureUnpacked(ctx, meta); err != nil {
 		return "", err
 	}
 	return meta.Target.Digest.String(), nil
 }
 
-func (c *Client) ensureUnpacked(ctx context.Context, meta images.Image) error {
+// ensureUnpacked makes sure the image's layers are unpacked in the
+// snapshotter: one Stat of the chain's top snapshot, as containerd's
+// IsUnpacked ends with, and the unpack when it is not there. It returns the
+// image and its facts, which a container's creation goes on with.
+func (c *Client) ensureUnpacked(ctx context.Context, meta images.Image) (containerd.Image, imageFacts, error) {
 	img := containerd.NewImageWithPlatform(c.ctr, meta, hostPlatform())
+	facts, err := c.imageFacts(ctx, img)
+	if err != nil {
+		return nil, facts, err
+	}
 	sn := c.Snapshotter(ctx)
-	if ok, err := img.IsUnpacked(ctx, sn); err == nil && ok {
-		return nil
+	if _, err := c.ctr.SnapshotService(sn).Stat(ctx, facts.chainID); err == nil {
+		return img, facts, nil
 	}
 	if err := img.Unpack(ctx, sn); err != nil {
-		return fmt.Errorf("unpack image %s into %s: %w", meta.Name, sn, err)
+		return nil, facts, fmt.Errorf("unpack image %s into %s: %w", meta.Name, sn, err)
 	}
-	return nil
+	return img, facts, nil
 }
 
 func (c *Client) imageExists(ctx context.Context, name string) bool {

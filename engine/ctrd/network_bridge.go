@@ -234,40 +234,19 @@ var sharedPortChains = []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-H
 
 // pruneSharedChains removes portmap's shared nat chains and their jumps once
 // no CNI-DN-* chain (one per container with published ports, from any CNI
-// user on the host) remains. portmap recreates them when needed. seen is a
+// user on the host) remains; portmap recreates them when needed. seen is a
 // recent read of the tables: when portmap's chains were not there, nothing
 // is read again (no container published a port since they were last
-// pruned); otherwise the check is made on a fresh read, right before the
-// deletions.
+// pruned). Failures are left for the next removal to retry.
 func (c *Client) pruneSharedChains(ctx context.Context, seen ruleset) {
 	if seen.chains != nil && !slices.ContainsFunc(sharedPortChains, func(ch string) bool { return slices.Contains(seen.chains["nat"], ch) }) {
 		return
 	}
-	out, err := exec.CommandContext(ctx, "iptables", "-w", "-t", "nat", "-S").Output()
-	if err != nil || bytes.Contains(out, []byte("-N CNI-DN-")) {
-		return
-	}
-	jumps := map[string]string{
-		"CNI-HOSTPORT-DNAT":    "PREROUTING OUTPUT",
-		"CNI-HOSTPORT-MASQ":    "POSTROUTING",
-		"CNI-HOSTPORT-SETMARK": "",
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 4 && f[0] == "-A" && f[len(f)-2] == "-j" {
-			if _, ok := jumps[f[len(f)-1]]; ok && (f[1] == "PREROUTING" || f[1] == "OUTPUT" || f[1] == "POSTROUTING") {
-				// iptables -S quotes comments the way sh does.
-				_ = run(ctx, "sh", "-c", "iptables -w -t nat -D "+strings.TrimPrefix(line, "-A "))
-			}
-		}
-	}
-	for _, chain := range []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"} {
-		if !bytes.Contains(out, []byte("-N "+chain+"\n")) {
-			continue // portmap never made it: no container published a port
-		}
-		_ = iptables(ctx, "-t", "nat", "-F", chain)
-		_ = iptables(ctx, "-t", "nat", "-X", chain)
-	}
+	_, _ = changeRules(ctx, func(rs ruleset) restoreScript {
+		var s restoreScript
+		s.prunePortChains(rs)
+		return s
+	})
 }
 
 // removeMasqRules deletes nat POSTROUTING rules the bridge plugin added for

@@ -186,6 +186,34 @@ func removeBridgeRules(rs ruleset, rec networkRecord) restoreScript {
 	return s
 }
 
+// prunePortChains deletes portmap's shared nat chains (sharedPortChains)
+// and the jumps of the built-in chains to them, unless a CNI-DN-* chain
+// shows that a container still publishes a port.
+func (s *restoreScript) prunePortChains(rs ruleset) {
+	nat := rs.chains["nat"]
+	if slices.ContainsFunc(nat, func(ch string) bool { return strings.HasPrefix(ch, "CNI-DN-") }) {
+		return
+	}
+	for _, l := range rs.rules["nat"] {
+		f := strings.Fields(l)
+		if len(f) >= 4 && slices.Contains([]string{"PREROUTING", "OUTPUT", "POSTROUTING"}, f[1]) &&
+			f[len(f)-2] == "-j" && slices.Contains(sharedPortChains, f[len(f)-1]) {
+			s.remove("nat", l)
+		}
+	}
+	// All flushed before any is deleted: they may jump to each other.
+	var present []string
+	for _, chain := range sharedPortChains {
+		if slices.Contains(nat, chain) {
+			present = append(present, chain)
+			s.add("nat", "-F "+chain)
+		}
+	}
+	for _, chain := range present {
+		s.add("nat", "-X "+chain)
+	}
+}
+
 // putJumpsFirst moves stack's FORWARD jumps to the top, in order, unless
 // they are there.
 func (s *restoreScript) putJumpsFirst(filter []string) {

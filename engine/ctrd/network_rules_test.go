@@ -95,3 +95,46 @@ func TestRemovingANetworkKeepsStacksChainsWhileAnotherNetworkUsesThem(t *testing
 		t.Errorf("removing the last network:\n%s\nwant\n%s", script, want)
 	}
 }
+
+// portmap's shared chains as portmap leaves them once the last container
+// that published a port is gone.
+const savedPortmap = `*nat
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:CNI-HOSTPORT-DNAT - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+COMMIT
+`
+
+func TestPortmapsSharedChainsArePrunedOnceNoContainerPublishesAPort(t *testing.T) {
+	var s restoreScript
+	s.prunePortChains(parseRuleset(savedPortmap))
+	want := `*nat
+-D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-F CNI-HOSTPORT-DNAT
+-F CNI-HOSTPORT-MASQ
+-F CNI-HOSTPORT-SETMARK
+-X CNI-HOSTPORT-DNAT
+-X CNI-HOSTPORT-MASQ
+-X CNI-HOSTPORT-SETMARK
+COMMIT
+`
+	if got := s.text(); got != want {
+		t.Errorf("prune script:\n%s\nwant:\n%s", got, want)
+	}
+
+	var kept restoreScript
+	kept.prunePortChains(parseRuleset(strings.Replace(savedPortmap, ":CNI-HOSTPORT-SETMARK", ":CNI-DN-0123456789abcdef - [0:0]\n:CNI-HOSTPORT-SETMARK", 1)))
+	if got := kept.text(); got != "" {
+		t.Errorf("a container still publishes a port (CNI-DN-*), yet the prune script is:\n%s", got)
+	}
+}

@@ -23,7 +23,6 @@ type specInput struct {
 	// imageFacts are the image's configuration and layers, read once per
 	// image by the Client (imageFacts).
 	imageFacts imageFacts
-	imageCfg   ocispec.ImageConfig
 	mounts     []specs.Mount // includes the init binary when the spec asks for one
 	// namespaces to join instead of creating (network, ipc, pid).
 	namespaces []specs.LinuxNamespace
@@ -82,7 +81,7 @@ func processArgs(p engine.Process, img ocispec.ImageConfig) []string {
 
 func processOpts(in specInput) ([]oci.SpecOpts, error) {
 	p := in.spec.Process
-	args := processArgs(p, in.imageCfg)
+	args := processArgs(p, in.imageFacts.config.Config)
 	if len(args) == 0 {
 		return nil, fmt.Errorf("container %s: no command: the image %s has none and the service sets neither entrypoint nor command", in.spec.Name, in.spec.Image)
 	}

@@ -183,8 +183,8 @@ func (c *Client) StopContainer(ctx context.Context, id string, timeout time.Dura
 		return err
 	}
 	defer unlock()
-	ctr, err := c.ctr.LoadContainer(ctx, id)
-	if err != nil && !errdefs.IsNotFound(err) {
+	ctr, err := c.loadIfExists(ctx, id)
+	if err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
 	}
 	if err := c.stopLoaded(ctx, id, ctr, timeout); err != nil {
@@ -195,6 +195,16 @@ func (c *Client) StopContainer(ctx context.Context, id string, timeout time.Dura
 		return removeIfExists(c.containerLock(id))
 	}
 	return nil
+}
+
+// loadIfExists loads a container: nil, and no error, when it does not
+// exist.
+func (c *Client) loadIfExists(ctx context.Context, id string) (containerd.Container, error) {
+	ctr, err := c.ctr.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	return ctr, err
 }
 
 // lockContainer serialises Start, Stop and Remove of one container across

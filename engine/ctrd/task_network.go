@@ -143,8 +143,7 @@ func (c *Client) resolvePorts(id string, spec engine.ContainerSpec) ([]engine.Po
 			ports[i].HostPort, picked[i] = p, true
 		}
 	}
-	probe := func(i int) bool { return !picked[i] }
-	if err := c.checkPortsProbing(id, describe(spec), ports, probe); err != nil {
+	if err := c.checkPorts(id, describe(spec), ports, picked); err != nil {
 		return nil, err
 	}
 	return ports, nil
@@ -157,7 +156,7 @@ func (c *Client) resolvePorts(id string, spec engine.ContainerSpec) ([]engine.Po
 // the CLI can call it for every container it will start before changing
 // anything.
 func (c *Client) CheckPorts(spec engine.ContainerSpec, except ...string) error {
-	return c.checkPorts(strings.Join(except, ","), describe(spec), spec.Network.Ports)
+	return c.checkPorts(strings.Join(except, ","), describe(spec), spec.Network.Ports, nil)
 }
 
 func describe(spec engine.ContainerSpec) string {
@@ -167,12 +166,10 @@ func describe(spec engine.ContainerSpec) string {
 	return "container " + spec.Name
 }
 
-func (c *Client) checkPorts(except, who string, ports []engine.PortBinding) error {
-	return c.checkPortsProbing(except, who, ports, func(int) bool { return true })
-}
-
-// checkPortsProbing is checkPorts binding only the ports probe(i) names.
-func (c *Client) checkPortsProbing(except, who string, ports []engine.PortBinding, probe func(i int) bool) error {
+// checkPorts is CheckPorts on resolved ports. picked marks the ones the
+// kernel has just handed out (freePort), which are not bound again; nil
+// probes every port.
+func (c *Client) checkPorts(except, who string, ports []engine.PortBinding, picked []bool) error {
 	if !slices.ContainsFunc(ports, func(p engine.PortBinding) bool { return p.HostPort != 0 }) {
 		return nil // nothing to compare: no need to read every run record
 	}
@@ -194,7 +191,7 @@ func (c *Client) checkPortsProbing(except, who string, ports []engine.PortBindin
 				}
 			}
 		}
-		if !probe(i) {
+		if i < len(picked) && picked[i] {
 			continue
 		}
 		if err := probePort(p); err != nil {
