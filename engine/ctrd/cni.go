@@ -181,6 +181,9 @@ func (c *Client) cniAdd(ctx context.Context, id, nsPath string, a *attachment) e
 // cniDel runs DEL for one attachment. DEL of something already gone
 // succeeds, as CNI requires.
 func (c *Client) cniDel(ctx context.Context, id, nsPath string, a attachment) error {
+	if d, ok := bridgeOnlyDel(a.Conflist); ok && c.delInProcess(d, id, nsPath, a.IfName) == nil {
+		return nil // see cni_del.go; on failure the plugins' DEL runs
+	}
 	list, err := libcni.NetworkConfFromBytes(a.Conflist)
 	if err != nil {
 		return fmt.Errorf("network %s: CNI config: %w", a.Network, err)
