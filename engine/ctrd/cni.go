@@ -155,6 +155,21 @@ func (c *Client) runtimeConf(id, nsPath string, a attachment) *libcni.RuntimeCon
 
 // cniAdd runs ADD for one attachment and fills in its address.
 func (c *Client) cniAdd(ctx context.Context, id, nsPath string, a *attachment) error {
+	if b, ok := parseBridgeOnly(a.Conflist); ok {
+		err := c.addInProcess(b, id, nsPath, a)
+		if err == nil {
+			return nil // cni_inprocess.go
+		}
+		// Undo what was done; the plugins try next (and create a
+		// missing bridge), unless host-local would refuse as well.
+		if uerr := c.delInProcess(b, id, nsPath, a.IfName); uerr != nil {
+			return fmt.Errorf("attach to network %s: %w", a.Network, errors.Join(err, uerr))
+		}
+		var refused leaseRefused
+		if errors.As(err, &refused) {
+			return fmt.Errorf("attach to network %s: %w", a.Network, err)
+		}
+	}
 	list, err := libcni.NetworkConfFromBytes(a.Conflist)
 	if err != nil {
 		return fmt.Errorf("network %s: CNI config: %w", a.Network, err)
@@ -181,8 +196,8 @@ func (c *Client) cniAdd(ctx context.Context, id, nsPath string, a *attachment) e
 // cniDel runs DEL for one attachment. DEL of something already gone
 // succeeds, as CNI requires.
 func (c *Client) cniDel(ctx context.Context, id, nsPath string, a attachment) error {
-	if d, ok := bridgeOnlyDel(a.Conflist); ok && c.delInProcess(d, id, nsPath, a.IfName) == nil {
-		return nil // see cni_del.go; on failure the plugins' DEL runs
+	if b, ok := parseBridgeOnly(a.Conflist); ok && c.delInProcess(b, id, nsPath, a.IfName) == nil {
+		return nil // cni_inprocess.go; on failure the plugins' DEL runs
 	}
 	list, err := libcni.NetworkConfFromBytes(a.Conflist)
 	if err != nil {
