@@ -154,6 +154,12 @@ func run(ctx context.Context, cfg config) (err error) {
 			rows = append(rows, r)
 		}
 	}
+	var shared []sharedRow
+	if cfg.pin && slices.Contains(cfg.workloads, "local") {
+		if shared, err = measureShared(ctx, cfg, servers, files["local"]); err != nil {
+			return fmt.Errorf("every CPU shared: %w", err)
+		}
+	}
 	prop, err := propagation(ctx, &cl, names)
 	if err != nil {
 		return fmt.Errorf("propagation: %w", err)
@@ -168,6 +174,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		df = &f
 	}
 	printTable(os.Stdout, cfg, rows, prop, df)
+	printShared(os.Stdout, shared)
 	fmt.Fprintf(os.Stdout, "load average (1 5 15 min) before the runs: %s, after: %s (on %d CPUs; %s)\n",
 		loadBefore, loadAvg(), runtime.NumCPU(), cfg.placement())
 	return nil
