@@ -41,7 +41,25 @@ func (m *Model) subnet(p *problems, key string, n types.NetworkConfig) (netip.Pr
 			p.addf("", "networks."+key+".ipam.config", "gateway %s is not an address in %s", c.Gateway, pfx)
 		}
 	}
+	if c.IPRange != "" {
+		checkIPRange(p, key, c.IPRange, pfx.Masked())
+	}
 	return pfx.Masked(), true
+}
+
+// checkIPRange wants ip_range inside the subnet, with an address to give
+// out besides the subnet's network and broadcast addresses.
+func checkIPRange(p *problems, key, ipRange string, subnet netip.Prefix) {
+	r, err := netip.ParsePrefix(ipRange)
+	switch {
+	case err != nil || r.Addr().Is4() != subnet.Addr().Is4():
+		p.addf("", "networks."+key+".ipam.config", "ip_range %q is not a CIDR of the subnet's family (10.5.0.128/25)", ipRange)
+	case r.Bits() < subnet.Bits() || !subnet.Contains(r.Addr()):
+		p.addf("", "networks."+key+".ipam.config", "ip_range %s is not inside the subnet %s", ipRange, subnet)
+	case r.Addr().Is4() && subnet.Bits() <= 30 && r.Bits() == 32 &&
+		(r.Addr() == subnet.Addr() || r.Addr().Next().IsValid() && !subnet.Contains(r.Addr().Next())):
+		p.addf("", "networks."+key+".ipam.config", "ip_range %s is the subnet's network or broadcast address, which no container can have", ipRange)
+	}
 }
 
 func (m *Model) checkAddresses(p *problems, s types.ServiceConfig, subnets map[string]netip.Prefix) {

@@ -2,7 +2,6 @@ package ctrd
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,7 +75,7 @@ func (c *Client) cni() *libcni.CNIConfig {
 func (r networkRecord) conflist(c *Client, o attachOpts) ([]byte, error) {
 	rng := map[string]any{"subnet": r.Subnet, "gateway": r.Gateway}
 	if r.IPRange != "" {
-		if err := addRangeBounds(rng, r.IPRange); err != nil {
+		if err := addRangeBounds(rng, r.IPRange, r.Subnet); err != nil {
 			return nil, fmt.Errorf("network %s: %w", r.Name, err)
 		}
 	}
@@ -104,19 +103,31 @@ func (r networkRecord) conflist(c *Client, o attachOpts) ([]byte, error) {
 	return json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": r.Name, "plugins": plugins})
 }
 
-// addRangeBounds turns an ip_range CIDR into host-local's rangeStart/End.
-func addRangeBounds(rng map[string]any, cidr string) error {
+// addRangeBounds turns an ip_range CIDR into host-local's rangeStart/End,
+// within the subnet's usable addresses: host-local gives out its range's
+// bounds as they are, and an ip_range that reaches the subnet's first or
+// last address would hand a container the network or broadcast address.
+func addRangeBounds(rng map[string]any, cidr, subnet string) error {
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil || !p.Addr().Is4() {
 		return fmt.Errorf("ip_range %q is not an IPv4 CIDR", cidr)
 	}
-	p = p.Masked()
-	first := p.Addr().As4()
-	n := binary.BigEndian.Uint32(first[:]) | (1<<(32-p.Bits()) - 1)
-	var last [4]byte
-	binary.BigEndian.PutUint32(last[:], n)
-	rng["rangeStart"] = p.Addr().String()
-	rng["rangeEnd"] = netip.AddrFrom4(last).String()
+	sn, err := netip.ParsePrefix(subnet)
+	if err != nil || !sn.Addr().Is4() {
+		return fmt.Errorf("subnet %q is not an IPv4 CIDR", subnet)
+	}
+	p, sn = p.Masked(), sn.Masked()
+	last := func(q netip.Prefix) uint32 { return u32(q.Addr()) | (1<<(32-q.Bits()) - 1) }
+	start, end := u32(p.Addr()), last(p)
+	if sn.Bits() <= 30 {
+		start = max(start, u32(sn.Addr())+1)
+		end = min(end, last(sn)-1)
+	}
+	if end < start {
+		return fmt.Errorf("ip_range %s has no usable address in subnet %s", cidr, subnet)
+	}
+	rng["rangeStart"] = fromU32(start).String()
+	rng["rangeEnd"] = fromU32(end).String()
 	return nil
 }
 

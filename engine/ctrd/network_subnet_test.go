@@ -52,18 +52,25 @@ func TestBridgeNameFitsLinux(t *testing.T) {
 	}
 }
 
-func TestRangeBoundsOfAnIPRange(t *testing.T) {
-	for cidr, want := range map[string][2]string{
-		"10.89.3.128/25": {"10.89.3.128", "10.89.3.255"},
-		"10.0.0.0/8":     {"10.0.0.0", "10.255.255.255"},
-		"10.89.3.7/32":   {"10.89.3.7", "10.89.3.7"},
+func TestRangeBoundsOfAnIPRangeLeaveOutTheNetworkAndBroadcastAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		cidr, subnet string
+		want         [2]string
+	}{
+		{"10.89.3.128/25", "10.89.3.0/24", [2]string{"10.89.3.128", "10.89.3.254"}},
+		{"10.89.3.0/25", "10.89.3.0/24", [2]string{"10.89.3.1", "10.89.3.127"}},
+		{"10.0.0.0/8", "10.0.0.0/8", [2]string{"10.0.0.1", "10.255.255.254"}},
+		{"10.89.3.7/32", "10.89.3.0/24", [2]string{"10.89.3.7", "10.89.3.7"}},
 	} {
 		rng := map[string]any{}
-		if err := addRangeBounds(rng, cidr); err != nil {
+		if err := addRangeBounds(rng, tc.cidr, tc.subnet); err != nil {
 			t.Fatal(err)
 		}
-		if rng["rangeStart"] != want[0] || rng["rangeEnd"] != want[1] {
-			t.Errorf("%s → %v – %v, want %v", cidr, rng["rangeStart"], rng["rangeEnd"], want)
+		if rng["rangeStart"] != tc.want[0] || rng["rangeEnd"] != tc.want[1] {
+			t.Errorf("%s in %s → %v – %v, want %v", tc.cidr, tc.subnet, rng["rangeStart"], rng["rangeEnd"], tc.want)
 		}
+	}
+	if err := addRangeBounds(map[string]any{}, "10.89.3.255/32", "10.89.3.0/24"); err == nil {
+		t.Error("an ip_range of the broadcast address alone was accepted")
 	}
 }
