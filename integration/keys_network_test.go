@@ -90,17 +90,22 @@ services:
     command: ` + loop + `
     network_mode: container:{{webname}}
     depends_on: [web]
+  dynamic:
+    image: busybox
+    command: ` + loop + `
+    networks: [front]
 networks:
   front:
     ipam:
       config:
         - subnet: 10.247.13.0/24
+          ip_range: 10.247.13.128/25
   back: {}
 `
 
 // TestKeyNetwork covers ports (short and long syntax, host IP, ranges,
 // udp) reached from the host on 127.0.0.1, expose, networks (several,
-// aliases, ipv4_address, priority as interface order), network_mode (none,
+// aliases, ipv4_address, ip_range, priority as interface order), network_mode (none,
 // host, service:NAME, container:NAME), extra_hosts with host-gateway, dns,
 // dns_search and dns_opt.
 func TestKeyNetwork(t *testing.T) {
@@ -239,7 +244,10 @@ func TestKeyNetwork(t *testing.T) {
 			t.Errorf("eth0 %q is not on back %s (priority 10 comes first)", eth0, back.Subnet)
 		}
 		if !strings.Contains(eth1, "inet 10.247.13.10/24") {
-			t.Errorf("eth1 %q, want front's ipv4_address 10.247.13.10/24", eth1)
+			t.Errorf("eth1 %q, want front's ipv4_address 10.247.13.10/24 (outside the ip_range, as Docker allows)", eth1)
+		}
+		if eth0 := p.sh(p.name("dynamic", 1), "ip -4 -o addr show dev eth0"); !inSubnet(t, addrOf(eth0), "10.247.13.128/25") {
+			t.Errorf("a container without an ipv4_address got %q, outside front's ip_range 10.247.13.128/25", eth0)
 		}
 		nets := p.containerNamed(multi).Networks
 		if !slices.Contains(nets, p.project+"_front") || !slices.Contains(nets, p.project+"_back") {

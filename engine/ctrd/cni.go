@@ -74,7 +74,10 @@ func (c *Client) cni() *libcni.CNIConfig {
 // firewall plugin do it per container.
 func (r networkRecord) conflist(c *Client, o attachOpts) ([]byte, error) {
 	rng := map[string]any{"subnet": r.Subnet, "gateway": r.Gateway}
-	if r.IPRange != "" {
+	// ip_range bounds the addresses given out, not a container's own
+	// ipv4_address, which may be anywhere in the subnet (as with Docker);
+	// both kinds of lease share one directory, so neither is given twice.
+	if r.IPRange != "" && o.ipv4 == "" {
 		if err := addRangeBounds(rng, r.IPRange, r.Subnet); err != nil {
 			return nil, fmt.Errorf("network %s: %w", r.Name, err)
 		}

@@ -74,3 +74,29 @@ func TestRangeBoundsOfAnIPRangeLeaveOutTheNetworkAndBroadcastAddresses(t *testin
 		t.Error("an ip_range of the broadcast address alone was accepted")
 	}
 }
+
+func TestAnIPv4AddressOfItsOwnMayLieOutsideTheIPRange(t *testing.T) {
+	c := &Client{opts: Options{StateDir: t.TempDir()}}
+	rec, err := c.planNetwork(engine.NetworkSpec{Name: "demo_default", Subnet: "10.89.3.0/24", IPRange: "10.89.3.128/25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rangeOf := func(o attachOpts) leaseRange {
+		t.Helper()
+		conf, err := rec.conflist(c, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, ok := parseBridgeOnly(conf)
+		if !ok {
+			t.Fatalf("conflist not handled in process: %s", conf)
+		}
+		return b.rng
+	}
+	if got := rangeOf(attachOpts{primary: true}).String(); got != "10.89.3.128-10.89.3.254" {
+		t.Errorf("addresses given out from %s, want the ip_range 10.89.3.128-10.89.3.254", got)
+	}
+	if got := rangeOf(attachOpts{primary: true, ipv4: "10.89.3.5"}); !got.contains(netip.MustParseAddr("10.89.3.5")) {
+		t.Errorf("an ipv4_address 10.89.3.5 outside the ip_range is refused (range %s)", got)
+	}
+}
