@@ -140,3 +140,42 @@ func (sp SchemaPath) String() string {
 	}
 	return sb.String()
 }
+
+// collectInto adds what collect finds to into, without a map per keyword
+// and per level: collect's maps were most of the garbage, and of the time,
+// of compiling compose-spec.json (patched; see README.md).
+func (sp SchemaPath) collectInto(v any, ptr jsonPointer, into map[jsonPointer]any) {
+	if len(sp) == 0 {
+		into[ptr] = v
+		return
+	}
+	p, rest := sp[0], sp[1:]
+	switch p := p.(type) {
+	case Prop:
+		if obj, ok := v.(map[string]any); ok {
+			if pv, ok := obj[string(p)]; ok {
+				rest.collectInto(pv, ptr.append(string(p)), into)
+			}
+		}
+	case Item:
+		if arr, ok := v.([]any); ok && p >= 0 && int(p) < len(arr) {
+			rest.collectInto(arr[int(p)], ptr.append(strconv.Itoa(int(p))), into)
+		}
+	case AllProp:
+		if obj, ok := v.(map[string]any); ok {
+			for pname, pvalue := range obj {
+				rest.collectInto(pvalue, ptr.append(pname), into)
+			}
+		}
+	case AllItem:
+		if arr, ok := v.([]any); ok {
+			for i, item := range arr {
+				rest.collectInto(item, ptr.append(strconv.Itoa(i)), into)
+			}
+		}
+	default:
+		for k, vv := range p.collect(v, ptr) {
+			rest.collectInto(vv, k, into)
+		}
+	}
+}
