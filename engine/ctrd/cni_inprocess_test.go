@@ -193,6 +193,9 @@ func TestAContainerIsAttachedInProcessAsTheBridgePluginAttachesIt(t *testing.T) 
 	if got := inA("route", "show", "default"); !strings.Contains(got, "default via 10.250.9.1 dev eth0") {
 		t.Errorf("default route: %q", got)
 	}
+	if out, err := exec.Command("ip", "netns", "exec", filepath.Base(nsA), "cat", "/proc/sys/net/ipv4/conf/eth0/arp_notify").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Errorf("eth0's arp_notify in the netns: %q %v, want 1 as the bridge plugin sets it", out, err)
+	}
 	veths := linksOn(t, f.rec.Bridge)
 	if len(veths) != 2 {
 		t.Fatalf("veths on the bridge: %q, want 2", veths)
