@@ -170,13 +170,14 @@ func (c *Client) runtimeConf(id, nsPath string, a attachment) *libcni.RuntimeCon
 // cniAdd runs ADD for one attachment and fills in its address.
 func (c *Client) cniAdd(ctx context.Context, id, nsPath string, a *attachment) error {
 	if b, ok := parseBridgeOnly(a.Conflist); ok {
-		err := c.addInProcess(b, id, nsPath, a)
+		err := c.attachInProcess(ctx, b, id, nsPath, a)
 		if err == nil {
 			return nil // cni_inprocess.go
 		}
 		// Undo what was done; the plugins try next (and create a
 		// missing bridge), unless host-local would refuse as well.
-		if uerr := c.delInProcess(b, id, nsPath, a.IfName); uerr != nil {
+		a.IPv4, a.Gateway = "", ""
+		if uerr := c.detachInProcess(ctx, b, id, nsPath, *a); uerr != nil {
 			return fmt.Errorf("attach to network %s: %w", a.Network, errors.Join(err, uerr))
 		}
 		var refused leaseRefused
@@ -210,7 +211,7 @@ func (c *Client) cniAdd(ctx context.Context, id, nsPath string, a *attachment) e
 // cniDel runs DEL for one attachment. DEL of something already gone
 // succeeds, as CNI requires.
 func (c *Client) cniDel(ctx context.Context, id, nsPath string, a attachment) error {
-	if b, ok := parseBridgeOnly(a.Conflist); ok && c.delInProcess(b, id, nsPath, a.IfName) == nil {
+	if b, ok := parseBridgeOnly(a.Conflist); ok && c.detachInProcess(ctx, b, id, nsPath, a) == nil {
 		return nil // cni_inprocess.go; on failure the plugins' DEL runs
 	}
 	list, err := libcni.NetworkConfFromBytes(a.Conflist)

@@ -17,12 +17,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// An attachment made of the bridge plugin with host-local leases and
-// nothing else (every attachment that publishes no ports, on a network with
-// subnet rules) is attached and detached in this process. Each of those
-// plugins is a process to start and reap per container, on ADD and on DEL,
-// and perf showed where that goes on this machine: the plugins' own CPU
-// was a tenth of a cold `up` of 30 services, and reaping them (the kernel's
+// An attachment made of the bridge plugin with host-local leases (every
+// attachment on a network with subnet rules, the primary one with the
+// portmap plugin after them when the container publishes ports) is
+// attached and detached in this process; portmap still runs as a plugin
+// (portmap_chain.go). Each of the bridge and host-local plugins is a
+// process to start and reap per container, on ADD and on DEL, and perf
+// showed where that goes on this machine: the plugins' own CPU was a tenth
+// of a cold `up` of 30 services, and reaping them (the kernel's
 // release_task invalidating each child's /proc entries, contended while
 // runc and the shims do the same) three quarters of the stack process's
 // CPU in CNI. What the plugins do for such a conflist is small, and is
@@ -49,20 +51,32 @@ type bridgeOnly struct {
 	leaseDir string
 	rng      leaseRange
 	routes   []netip.Prefix // via rng.gateway
+	// portmap is the portmap plugin's configuration when the attachment
+	// publishes ports: it runs as a plugin, chained after the bridge done
+	// here (portmap_chain.go).
+	portmap []byte
 }
 
-// parseBridgeOnly accepts a conflist with one plugin, bridge with
-// isGateway and without ipMasq, and host-local with one IPv4 range, and
-// with no key it does not know: a key added to the conflist one day must
-// not be ignored here.
+// parseBridgeOnly accepts a conflist of the bridge plugin with isGateway
+// and without ipMasq, and host-local with one IPv4 range, then portmap or
+// nothing, and with no key it does not know: a key added to the conflist
+// one day must not be ignored here.
 func parseBridgeOnly(conflist []byte) (bridgeOnly, bool) {
 	var conf struct {
 		CNIVersion string                       `json:"cniVersion"`
 		Name       string                       `json:"name"`
 		Plugins    []map[string]json.RawMessage `json:"plugins"`
 	}
-	if json.Unmarshal(conflist, &conf) != nil || len(conf.Plugins) != 1 || conf.Name == "" {
+	if json.Unmarshal(conflist, &conf) != nil || len(conf.Plugins) < 1 || len(conf.Plugins) > 2 || conf.Name == "" {
 		return bridgeOnly{}, false
+	}
+	var portmap []byte
+	if len(conf.Plugins) == 2 {
+		pm, ok := portmapPlugin(conf.Plugins[1], conf.Name, conf.CNIVersion)
+		if !ok {
+			return bridgeOnly{}, false
+		}
+		portmap = pm
 	}
 	var p struct {
 		Type         string          `json:"type"`
@@ -96,7 +110,7 @@ func parseBridgeOnly(conflist []byte) (bridgeOnly, bool) {
 	}
 	b := bridgeOnly{
 		network: conf.Name, bridge: p.Bridge, hairpin: p.HairpinMode,
-		leaseDir: filepath.Join(ipam.DataDir, conf.Name), rng: rng,
+		leaseDir: filepath.Join(ipam.DataDir, conf.Name), rng: rng, portmap: portmap,
 	}
 	for _, r := range ipam.Routes {
 		var route struct {

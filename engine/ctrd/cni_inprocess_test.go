@@ -36,7 +36,7 @@ func TestOnlyABridgeWithHostLocalLeasesIsHandledInProcess(t *testing.T) {
 		{"a second attachment (no default route)", rec, attachOpts{}, true},
 		{"an attachment to an internal network", internal, attachOpts{primary: true}, true},
 		{"an attachment with an ipv4_address", rec, attachOpts{primary: true, ipv4: "10.250.7.9"}, true},
-		{"an attachment that publishes ports (portmap)", rec, attachOpts{primary: true, ports: web}, false},
+		{"an attachment that publishes ports (portmap chained after)", rec, attachOpts{primary: true, ports: web}, true},
 		{"an attachment on an earlier version's network (ipMasq, firewall)", earlier, attachOpts{primary: true}, false},
 	} {
 		conf, err := tc.rec.conflist(c, tc.o)
@@ -78,7 +78,7 @@ func newAttachFixture(t *testing.T, subnet string, withBridge bool) *attachFixtu
 	}
 	f := &attachFixture{t: t, runs: filepath.Join(t.TempDir(), "runs")}
 	plugins := t.TempDir()
-	for _, p := range []string{"bridge", "host-local"} {
+	for _, p := range []string{"bridge", "host-local", "portmap"} {
 		script := fmt.Sprintf("#!/bin/sh\necho \"%s $CNI_COMMAND\" >>%s\nexec %s \"$@\"\n", p, f.runs, filepath.Join(real, p))
 		if err := os.WriteFile(filepath.Join(plugins, p), []byte(script), 0o755); err != nil {
 			t.Fatal(err)
@@ -119,9 +119,9 @@ func (f *attachFixture) netns(id string) string {
 	return ns
 }
 
-func (f *attachFixture) attachment(ipv4 string) attachment {
+func (f *attachFixture) attachment(ipv4 string, ports ...engine.PortBinding) attachment {
 	f.t.Helper()
-	o := attachOpts{primary: true, ipv4: ipv4}
+	o := attachOpts{primary: true, ipv4: ipv4, ports: ports}
 	conf, err := f.rec.conflist(f.c, o)
 	if err != nil {
 		f.t.Fatal(err)
@@ -302,6 +302,39 @@ func TestAMissingBridgeIsLeftToTheBridgePlugin(t *testing.T) {
 	}
 	if err := f.c.cniDel(ctx, "nobridge", ns, a); err != nil {
 		t.Fatal(err)
+	}
+	f.assertNothingLeft(ns)
+}
+
+// A container that publishes ports is attached in process, and the
+// portmap plugin alone runs after, given the container's address as the
+// bridge plugin's result would give it; DEL runs portmap's DEL alone.
+func TestPortmapRunsAloneAfterAnAttachmentInProcess(t *testing.T) {
+	f := newAttachFixture(t, "10.250.12.0/24", true)
+	ctx := context.Background()
+	// portmap's shared chains stay after its DEL; a network's removal
+	// prunes them once no container publishes a port.
+	t.Cleanup(func() { f.c.pruneSharedChains(ctx, ruleset{}) })
+	ns := f.netns("portmapped")
+	a := f.attachment("", engine.PortBinding{HostIP: "127.0.0.1", HostPort: 47913, ContainerPort: 80, Protocol: "tcp"})
+	if err := f.c.cniAdd(ctx, "portmapped", ns, &a); err != nil {
+		t.Fatal(err)
+	}
+	if ran := f.pluginRuns(); ran != "portmap ADD" {
+		t.Errorf("ADD ran %q, want portmap's ADD alone", ran)
+	}
+	dnat := "--to-destination " + a.IPv4 + ":80"
+	if rules, _ := exec.Command("iptables-save", "-t", "nat").CombinedOutput(); !strings.Contains(string(rules), dnat) {
+		t.Errorf("no DNAT rule %q to the container after ADD", dnat)
+	}
+	if err := f.c.cniDel(ctx, "portmapped", ns, a); err != nil {
+		t.Fatal(err)
+	}
+	if ran := f.pluginRuns(); ran != "portmap DEL" {
+		t.Errorf("DEL ran %q, want portmap's DEL alone", ran)
+	}
+	if rules, _ := exec.Command("iptables-save", "-t", "nat").CombinedOutput(); strings.Contains(string(rules), a.IPv4+":80") {
+		t.Errorf("a DNAT rule to %s:80 is left after DEL", a.IPv4)
 	}
 	f.assertNothingLeft(ns)
 }

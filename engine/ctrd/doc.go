@@ -1,9 +1,9 @@
 // Package ctrd is the containerd implementation of engine.Driver and the only
 // package that imports the containerd client and CNI: images (pull, push,
 // load, import, save), containers and tasks, CNI bridge networks and IPAM
-// (an attachment of the bridge and host-local plugins alone, one that
-// publishes no ports, is attached and detached in process, as those plugins
-// do it and on their files: cni_inprocess.go), named volumes and published ports, and container logs: the shim runs
+// (the bridge and host-local plugins' part of an attachment is done in
+// process, as those plugins do it and on their files; portmap still runs as
+// a plugin: cni_inprocess.go), named volumes and published ports, and container logs: the shim runs
 // the stack binary as the logging binary (engine/jsonfile writes the
 // files) and this package reads them behind `stack logs` (OpenLogs,
 // MergeLogs); files copied in and out of
