@@ -210,10 +210,11 @@ func (d *Daemon) nextPatch() (id string, pending pendingPatch, ok bool) {
 // then measures its event's latency.
 func (d *Daemon) patchOne(ctx context.Context, id string, pending pendingPatch) {
 	event := pending.event
-	// A deleted container is gone: no need to ask containerd.
-	p := patch{gone: true, at: time.Now()}
+	var p patch
 	var err error
-	if !pending.deleted {
+	if pending.deleted {
+		p = patch{gone: true, at: time.Now()} // gone: no need to ask containerd
+	} else {
 		p, err = d.observeOne(ctx, id)
 	}
 	if err != nil {

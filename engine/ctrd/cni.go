@@ -120,11 +120,10 @@ func addRangeBounds(rng map[string]any, cidr, subnet string) error {
 		return fmt.Errorf("subnet %q is not an IPv4 CIDR", subnet)
 	}
 	p, sn = p.Masked(), sn.Masked()
-	last := func(q netip.Prefix) uint32 { return u32(q.Addr()) | (1<<(32-q.Bits()) - 1) }
-	start, end := u32(p.Addr()), last(p)
+	start, end := u32(p.Addr()), u32(broadcastOf(p))
 	if sn.Bits() <= 30 {
 		start = max(start, u32(sn.Addr())+1)
-		end = min(end, last(sn)-1)
+		end = min(end, u32(broadcastOf(sn))-1)
 	}
 	if end < start {
 		return fmt.Errorf("ip_range %s has no usable address in subnet %s", cidr, subnet)
@@ -170,18 +169,13 @@ func (c *Client) runtimeConf(id, nsPath string, a attachment) *libcni.RuntimeCon
 // cniAdd runs ADD for one attachment and fills in its address.
 func (c *Client) cniAdd(ctx context.Context, id, nsPath string, a *attachment) error {
 	if b, ok := parseBridgeOnly(a.Conflist); ok {
-		err := c.attachInProcess(ctx, b, id, nsPath, a)
+		// cni_inprocess.go; the plugins try after a failure they may
+		// mend (they create a missing bridge).
+		tryPlugins, err := c.attachInProcess(ctx, b, id, nsPath, a)
 		if err == nil {
-			return nil // cni_inprocess.go
+			return nil
 		}
-		// Undo what was done; the plugins try next (and create a
-		// missing bridge), unless host-local would refuse as well.
-		a.IPv4, a.Gateway = "", ""
-		if uerr := c.detachInProcess(ctx, b, id, nsPath, *a); uerr != nil {
-			return fmt.Errorf("attach to network %s: %w", a.Network, errors.Join(err, uerr))
-		}
-		var refused leaseRefused
-		if errors.As(err, &refused) {
+		if !tryPlugins {
 			return fmt.Errorf("attach to network %s: %w", a.Network, err)
 		}
 	}

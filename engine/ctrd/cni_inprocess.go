@@ -1,6 +1,7 @@
 package ctrd
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -63,9 +64,9 @@ type bridgeOnly struct {
 // one day must not be ignored here.
 func parseBridgeOnly(conflist []byte) (bridgeOnly, bool) {
 	var conf struct {
-		CNIVersion string                       `json:"cniVersion"`
-		Name       string                       `json:"name"`
-		Plugins    []map[string]json.RawMessage `json:"plugins"`
+		CNIVersion string            `json:"cniVersion"`
+		Name       string            `json:"name"`
+		Plugins    []json.RawMessage `json:"plugins"`
 	}
 	if json.Unmarshal(conflist, &conf) != nil || len(conf.Plugins) < 1 || len(conf.Plugins) > 2 || conf.Name == "" {
 		return bridgeOnly{}, false
@@ -85,23 +86,20 @@ func parseBridgeOnly(conflist []byte) (bridgeOnly, bool) {
 		IPMasq       bool            `json:"ipMasq"`
 		HairpinMode  bool            `json:"hairpinMode"`
 		Capabilities map[string]bool `json:"capabilities"`
-		IPAM         json.RawMessage `json:"ipam"`
+		IPAM         struct {
+			Type    string            `json:"type"`
+			DataDir string            `json:"dataDir"`
+			Ranges  [][]conflistRange `json:"ranges"`
+			Routes  []struct {
+				Dst string `json:"dst"`
+			} `json:"routes"`
+		} `json:"ipam"`
 	}
-	if !onlyKeys(conf.Plugins[0], "type", "bridge", "isGateway", "ipMasq", "hairpinMode", "capabilities", "ipam") ||
-		remarshal(conf.Plugins[0], &p) != nil ||
-		p.Type != "bridge" || p.Bridge == "" || !p.IsGateway || p.IPMasq {
+	if decodeStrict(conf.Plugins[0], &p) != nil || p.Type != "bridge" || p.Bridge == "" || !p.IsGateway || p.IPMasq {
 		return bridgeOnly{}, false
 	}
-	var ipamKeys map[string]json.RawMessage
-	var ipam struct {
-		Type    string                         `json:"type"`
-		DataDir string                         `json:"dataDir"`
-		Ranges  [][]map[string]json.RawMessage `json:"ranges"`
-		Routes  []map[string]json.RawMessage   `json:"routes"`
-	}
-	if json.Unmarshal(p.IPAM, &ipamKeys) != nil || !onlyKeys(ipamKeys, "type", "dataDir", "ranges", "routes") ||
-		json.Unmarshal(p.IPAM, &ipam) != nil ||
-		ipam.Type != "host-local" || ipam.DataDir == "" || len(ipam.Ranges) != 1 || len(ipam.Ranges[0]) != 1 {
+	ipam := p.IPAM
+	if ipam.Type != "host-local" || ipam.DataDir == "" || len(ipam.Ranges) != 1 || len(ipam.Ranges[0]) != 1 {
 		return bridgeOnly{}, false
 	}
 	rng, ok := parseLeaseRange(ipam.Ranges[0][0])
@@ -113,13 +111,7 @@ func parseBridgeOnly(conflist []byte) (bridgeOnly, bool) {
 		leaseDir: filepath.Join(ipam.DataDir, conf.Name), rng: rng, portmap: portmap,
 	}
 	for _, r := range ipam.Routes {
-		var route struct {
-			Dst string `json:"dst"`
-		}
-		if !onlyKeys(r, "dst") || remarshal(r, &route) != nil {
-			return bridgeOnly{}, false
-		}
-		dst, err := netip.ParsePrefix(route.Dst)
+		dst, err := netip.ParsePrefix(r.Dst)
 		if err != nil || !dst.Addr().Is4() {
 			return bridgeOnly{}, false
 		}
@@ -128,25 +120,11 @@ func parseBridgeOnly(conflist []byte) (bridgeOnly, bool) {
 	return b, true
 }
 
-func onlyKeys(m map[string]json.RawMessage, known ...string) bool {
-	for k := range m {
-		found := false
-		for _, want := range known {
-			found = found || k == want
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
-
-func remarshal(m map[string]json.RawMessage, into any) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, into)
+// decodeStrict decodes data into v and fails on a key v has no field for.
+func decodeStrict(data []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	return d.Decode(v)
 }
 
 // errNoBridge: the bridge is missing or down (after a reboot); the bridge
@@ -154,7 +132,8 @@ func remarshal(m map[string]json.RawMessage, into any) error {
 var errNoBridge = errors.New("the network's bridge is missing or down")
 
 // addInProcess attaches the container's netns at nsPath as the bridge and
-// host-local plugins would, and fills in the attachment's address.
+// host-local plugins would, and fills in the attachment's address. When it
+// fails, nothing of it is left (or the error wraps errNotUndone).
 func (c *Client) addInProcess(b bridgeOnly, id, nsPath string, a *attachment) error {
 	host, err := rtnlHere()
 	if err != nil {
@@ -176,44 +155,58 @@ func (c *Client) addInProcess(b bridgeOnly, id, nsPath string, a *attachment) er
 	if err != nil {
 		return err
 	}
+	if err := plugVeth(host, b, brIndex, nsPath, a.IfName, addr); err != nil {
+		// Nothing of it stays: the interface takes its veth with it, and
+		// the lease is released.
+		if uerr := c.delInProcess(b, id, nsPath, a.IfName); uerr != nil {
+			return errors.Join(err, fmt.Errorf("%w: %w", errNotUndone, uerr))
+		}
+		return err
+	}
+	a.IPv4, a.Gateway = addr.String(), b.rng.gateway.String()
+	return nil
+}
+
+// errNotUndone: an attach in process failed and what it did could not be
+// undone, so the plugins do not try after it.
+var errNotUndone = errors.New("could not undo the attach")
+
+// plugVeth connects the netns at nsPath to the bridge with addr on ifName.
+func plugVeth(host *rtnl, b bridgeOnly, brIndex int32, nsPath, ifName string, addr netip.Addr) error {
 	ns, err := os.Open(nsPath)
 	if err != nil {
 		return err
 	}
 	defer ns.Close()
-	if err := addVethTo(host, b.bridge, brIndex, a.IfName, int(ns.Fd()), macFor(addr)); err != nil {
+	if err := addVethTo(host, b.bridge, brIndex, ifName, int(ns.Fd()), macFor(addr)); err != nil {
 		return err
 	}
 	ctr, err := rtnlIn(nsPath, func() error {
 		// What the bridge plugin sets, and ignores failing to set.
-		_ = os.WriteFile("/proc/sys/net/ipv4/conf/"+a.IfName+"/arp_notify", []byte("1"), 0o644)
-		_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+a.IfName+"/accept_dad", []byte("0"), 0o644)
+		_ = os.WriteFile("/proc/sys/net/ipv4/conf/"+ifName+"/arp_notify", []byte("1"), 0o644)
+		_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+ifName+"/accept_dad", []byte("0"), 0o644)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	defer ctr.close()
-	index, _, err := ctr.linkByName(a.IfName)
+	index, _, err := ctr.linkByName(ifName)
 	if err != nil {
-		return fmt.Errorf("%s in %s: %w", a.IfName, nsPath, err)
+		return fmt.Errorf("%s in %s: %w", ifName, nsPath, err)
 	}
 	if err := ctr.addAddress(index, netip.PrefixFrom(addr, b.rng.subnet.Bits())); err != nil {
-		return fmt.Errorf("address %s on %s: %w", addr, a.IfName, err)
+		return fmt.Errorf("address %s on %s: %w", addr, ifName, err)
 	}
 	if err := ctr.setUp(index); err != nil {
-		return fmt.Errorf("%s up: %w", a.IfName, err)
+		return fmt.Errorf("%s up: %w", ifName, err)
 	}
 	for _, dst := range b.routes {
 		if err := ctr.addRoute(dst, b.rng.gateway, index); err != nil {
 			return fmt.Errorf("route %s via %s: %w", dst, b.rng.gateway, err)
 		}
 	}
-	if err := ensureIPv4Forwarding(); err != nil {
-		return err
-	}
-	a.IPv4, a.Gateway = addr.String(), b.rng.gateway.String()
-	return nil
+	return ensureIPv4Forwarding()
 }
 
 // addVethTo creates the pair with a random host name ("veth" and 8 hex

@@ -1,7 +1,6 @@
 package ctrd
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -28,27 +27,25 @@ type leaseRange struct {
 	start, end netip.Addr
 }
 
+// conflistRange is one range of host-local's configuration.
+type conflistRange struct {
+	Subnet     string `json:"subnet"`
+	Gateway    string `json:"gateway"`
+	RangeStart string `json:"rangeStart"`
+	RangeEnd   string `json:"rangeEnd"`
+}
+
 // parseLeaseRange reads one range of the conflist with host-local's
 // defaults: the gateway is the subnet's first address, the range runs from
 // there to the last address before the broadcast address.
-func parseLeaseRange(raw map[string]json.RawMessage) (leaseRange, bool) {
-	var r struct {
-		Subnet     string `json:"subnet"`
-		Gateway    string `json:"gateway"`
-		RangeStart string `json:"rangeStart"`
-		RangeEnd   string `json:"rangeEnd"`
-	}
-	if !onlyKeys(raw, "subnet", "gateway", "rangeStart", "rangeEnd") || remarshal(raw, &r) != nil {
-		return leaseRange{}, false
-	}
+func parseLeaseRange(r conflistRange) (leaseRange, bool) {
 	subnet, err := netip.ParsePrefix(r.Subnet)
 	if err != nil || !subnet.Addr().Is4() || subnet.Bits() > 30 {
 		return leaseRange{}, false
 	}
 	subnet = subnet.Masked()
 	first := subnet.Addr().Next()
-	last := fromU32(u32(subnet.Addr()) | (1<<(32-subnet.Bits()) - 1)).Prev()
-	rng := leaseRange{subnet: subnet, gateway: first, start: first, end: last}
+	rng := leaseRange{subnet: subnet, gateway: first, start: first, end: broadcastOf(subnet).Prev()}
 	for _, f := range []struct {
 		s    string
 		into *netip.Addr
@@ -66,6 +63,11 @@ func parseLeaseRange(raw map[string]json.RawMessage) (leaseRange, bool) {
 		return leaseRange{}, false
 	}
 	return rng, true
+}
+
+// broadcastOf is the last address of an IPv4 prefix.
+func broadcastOf(p netip.Prefix) netip.Addr {
+	return fromU32(u32(p.Addr()) | (1<<(32-p.Bits()) - 1))
 }
 
 func (r leaseRange) contains(a netip.Addr) bool {

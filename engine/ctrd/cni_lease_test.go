@@ -1,7 +1,6 @@
 package ctrd
 
 import (
-	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,13 +9,17 @@ import (
 )
 
 // rangeOf is the lease range of a conflist range written as JSON.
-func rangeOf(t *testing.T, js string) leaseRange {
-	t.Helper()
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(js), &raw); err != nil {
-		t.Fatal(err)
+func rangeOf(js string) (leaseRange, bool) {
+	var r conflistRange
+	if decodeStrict([]byte(js), &r) != nil {
+		return leaseRange{}, false
 	}
-	rng, ok := parseLeaseRange(raw)
+	return parseLeaseRange(r)
+}
+
+func mustRangeOf(t *testing.T, js string) leaseRange {
+	t.Helper()
+	rng, ok := rangeOf(js)
 	if !ok {
 		t.Fatalf("range %s refused", js)
 	}
@@ -24,18 +27,16 @@ func rangeOf(t *testing.T, js string) leaseRange {
 }
 
 func TestARangeHasHostLocalsDefaults(t *testing.T) {
-	rng := rangeOf(t, `{"subnet": "10.1.2.0/24"}`)
+	rng := mustRangeOf(t, `{"subnet": "10.1.2.0/24"}`)
 	if rng.gateway.String() != "10.1.2.1" || rng.start.String() != "10.1.2.1" || rng.end.String() != "10.1.2.254" {
 		t.Errorf("defaults: gateway %s, range %s; want 10.1.2.1 and 10.1.2.1-10.1.2.254", rng.gateway, rng)
 	}
-	rng = rangeOf(t, `{"subnet": "10.1.2.0/24", "gateway": "10.1.2.254", "rangeStart": "10.1.2.128", "rangeEnd": "10.1.2.255"}`)
+	rng = mustRangeOf(t, `{"subnet": "10.1.2.0/24", "gateway": "10.1.2.254", "rangeStart": "10.1.2.128", "rangeEnd": "10.1.2.255"}`)
 	if rng.gateway.String() != "10.1.2.254" || rng.String() != "10.1.2.128-10.1.2.255" {
 		t.Errorf("given: gateway %s, range %s", rng.gateway, rng)
 	}
 	for _, bad := range []string{`{"subnet": "fd00::/64"}`, `{"subnet": "10.1.2.0/24", "gateway": "10.9.9.9"}`, `{"subnet": "10.1.2.0/24", "mtu": 1400}`} {
-		var raw map[string]json.RawMessage
-		_ = json.Unmarshal([]byte(bad), &raw)
-		if _, ok := parseLeaseRange(raw); ok {
+		if _, ok := rangeOf(bad); ok {
 			t.Errorf("range %s accepted; the plugins must handle it", bad)
 		}
 	}
@@ -46,7 +47,7 @@ func TestARangeHasHostLocalsDefaults(t *testing.T) {
 // gives them; a requested one is given only if free.
 func TestLeasesAreGivenAsHostLocalGivesThem(t *testing.T) {
 	dir := t.TempDir()
-	rng := rangeOf(t, `{"subnet": "10.1.2.0/29"}`) // .1 gateway, .2–.6
+	rng := mustRangeOf(t, `{"subnet": "10.1.2.0/29"}`) // .1 gateway, .2–.6
 	give := func(id string, want string) {
 		t.Helper()
 		got, err := reserveLease(dir, id, "eth0", rng, netip.Addr{})

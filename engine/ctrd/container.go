@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/containerd/containerd/v2/core/containers"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -81,7 +81,7 @@ func (c *Client) CreateContainer(ctx context.Context, spec engine.ContainerSpec)
 // resolv.conf, hosts) and resolves what the OCI spec needs.
 func (c *Client) prepare(ctx context.Context, id string, spec engine.ContainerSpec, img containerd.Image, facts imageFacts) (specInput, error) {
 	in := specInput{id: id, spec: spec, image: img, imageFacts: facts}
-	if err := c.makeContainerDir(id, 0o711); err != nil {
+	if err := c.makeContainerDir(id); err != nil {
 		return in, err
 	}
 	if err := c.resolveNamespaces(ctx, &in); err != nil {

@@ -235,12 +235,15 @@ var sharedPortChains = []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-H
 // pruneSharedChains removes portmap's shared nat chains and their jumps once
 // no CNI-DN-* chain (one per container with published ports, from any CNI
 // user on the host) remains; portmap recreates them when needed. seen is a
-// recent read of the tables: when portmap's chains were not there, nothing
-// is read again (no container published a port since they were last
-// pruned). Failures are left for the next removal to retry.
+// recent read of the tables: when it leaves nothing to prune (no shared
+// chain, or a container still publishing a port), nothing is read again.
+// Failures are left for the next removal to retry.
 func (c *Client) pruneSharedChains(ctx context.Context, seen ruleset) {
-	if seen.chains != nil && !slices.ContainsFunc(sharedPortChains, func(ch string) bool { return slices.Contains(seen.chains["nat"], ch) }) {
-		return
+	if seen.chains != nil {
+		var s restoreScript
+		if s.prunePortChains(seen); len(s.tables) == 0 {
+			return
+		}
 	}
 	_, _ = changeRules(ctx, func(rs ruleset) restoreScript {
 		var s restoreScript

@@ -3,6 +3,7 @@ package ctrd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -18,15 +19,25 @@ import (
 // it: the container's interface in the netns and its address.
 
 // attachInProcess is ADD in process, then portmap's when the attachment
-// publishes ports.
-func (c *Client) attachInProcess(ctx context.Context, b bridgeOnly, id, nsPath string, a *attachment) error {
+// publishes ports. When it fails, nothing of it is left, and it says
+// whether the plugins may try: not after host-local's refusal, which they
+// would repeat, nor when what was done could not be undone.
+func (c *Client) attachInProcess(ctx context.Context, b bridgeOnly, id, nsPath string, a *attachment) (tryPlugins bool, err error) {
 	if err := c.addInProcess(b, id, nsPath, a); err != nil {
-		return err
+		var refused leaseRefused
+		return !errors.As(err, &refused) && !errors.Is(err, errNotUndone), err
 	}
 	if b.portmap == nil {
-		return nil
+		return false, nil
 	}
-	return c.portmapAdd(ctx, b, id, nsPath, *a)
+	if err := c.portmapAdd(ctx, b, id, nsPath, *a); err != nil {
+		if uerr := c.detachInProcess(ctx, b, id, nsPath, *a); uerr != nil {
+			return false, errors.Join(err, fmt.Errorf("%w: %w", errNotUndone, uerr))
+		}
+		a.IPv4, a.Gateway = "", ""
+		return true, err
+	}
+	return false, nil
 }
 
 // detachInProcess is portmap's DEL when the attachment publishes ports
@@ -43,13 +54,12 @@ func (c *Client) detachInProcess(ctx context.Context, b bridgeOnly, id, nsPath s
 // portmapPlugin is the portmap plugin of a conflist as a configuration of
 // its own (with the list's name and version), if it is exactly what
 // conflist writes: the type and the portMappings capability.
-func portmapPlugin(raw map[string]json.RawMessage, name, cniVersion string) ([]byte, bool) {
+func portmapPlugin(raw json.RawMessage, name, cniVersion string) ([]byte, bool) {
 	var p struct {
 		Type         string          `json:"type"`
 		Capabilities map[string]bool `json:"capabilities"`
 	}
-	if !onlyKeys(raw, "type", "capabilities") || remarshal(raw, &p) != nil ||
-		p.Type != "portmap" || len(p.Capabilities) != 1 || !p.Capabilities["portMappings"] {
+	if decodeStrict(raw, &p) != nil || p.Type != "portmap" || len(p.Capabilities) != 1 || !p.Capabilities["portMappings"] {
 		return nil, false
 	}
 	conf, err := json.Marshal(map[string]any{

@@ -20,6 +20,7 @@ import (
 type rtnl struct {
 	fd  int
 	seq uint32
+	buf []byte // answers are read into it
 }
 
 var ne = binary.NativeEndian
@@ -89,7 +90,7 @@ func (r *rtnl) close() { unix.Close(r.fd) }
 
 // request sends one message and reads until its answer: the kernel's
 // acknowledgement (nil), its error (a unix.Errno), or for a GET the
-// answer's payload.
+// answer's payload (valid until the next request).
 func (r *rtnl) request(typ, flags uint16, body []byte) ([]byte, error) {
 	r.seq++
 	msg := make([]byte, unix.SizeofNlMsghdr+len(body))
@@ -101,16 +102,18 @@ func (r *rtnl) request(typ, flags uint16, body []byte) ([]byte, error) {
 	if err := unix.Sendto(r.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return nil, os.NewSyscallError("netlink send", err)
 	}
-	buf := make([]byte, 32<<10)
+	if r.buf == nil {
+		r.buf = make([]byte, 32<<10)
+	}
 	for {
-		n, _, err := unix.Recvfrom(r.fd, buf, 0)
+		n, _, err := unix.Recvfrom(r.fd, r.buf, 0)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
 			return nil, os.NewSyscallError("netlink receive", err)
 		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		msgs, err := syscall.ParseNetlinkMessage(r.buf[:n])
 		if err != nil {
 			return nil, fmt.Errorf("netlink receive: %w", err)
 		}
@@ -230,10 +233,8 @@ func (r *rtnl) addAddress(index int32, p netip.Prefix) error {
 	m.attr(unix.IFA_LOCAL, a[:])
 	m.attr(unix.IFA_ADDRESS, a[:])
 	if p.Bits() < 31 {
-		brd := binary.BigEndian.Uint32(a[:]) | (1<<(32-p.Bits()) - 1)
-		var bb [4]byte
-		binary.BigEndian.PutUint32(bb[:], brd)
-		m.attr(unix.IFA_BROADCAST, bb[:])
+		brd := broadcastOf(p).As4()
+		m.attr(unix.IFA_BROADCAST, brd[:])
 	}
 	_, err := r.request(unix.RTM_NEWADDR, unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_EXCL, m.b)
 	return err

@@ -37,14 +37,14 @@ func spreadSubdirectories(dir string) {
 	_ = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|fsTopDirFlag))
 }
 
-// makeContainerDir creates the container's state directory, under a
-// containers directory whose subdirectories are spread.
-func (c *Client) makeContainerDir(id string, perm os.FileMode) error {
+// makeContainerDir creates the container's state directory (0711, as its
+// parent), under a containers directory whose subdirectories are spread.
+func (c *Client) makeContainerDir(id string) error {
 	c.containersOnce.Do(func() {
 		parent := c.stateDir(dirContainers)
 		if os.MkdirAll(parent, 0o711) == nil {
 			spreadSubdirectories(parent)
 		}
 	})
-	return os.MkdirAll(c.containerDir(id), perm)
+	return os.MkdirAll(c.containerDir(id), 0o711)
 }

@@ -23,7 +23,7 @@ func TestContainerDirectoriesAreSpreadAcrossBlockGroups(t *testing.T) {
 		t.Skipf("the test directory's filesystem has no inode flags: %v", err)
 	}
 	id := newID()
-	if err := c.makeContainerDir(id, 0o711); err != nil {
+	if err := c.makeContainerDir(id); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Stat(c.containerDir(id)); err != nil || !st.IsDir() {
@@ -38,7 +38,7 @@ func TestContainerDirectoriesAreSpreadAcrossBlockGroups(t *testing.T) {
 	}
 	// A second client (the next command) leaves the flag as it is.
 	again := &Client{opts: c.opts}
-	if err := again.makeContainerDir(newID(), 0o711); err != nil {
+	if err := again.makeContainerDir(newID()); err != nil {
 		t.Fatal(err)
 	}
 	if flags2, err := dirFlags(t, c.stateDir(dirContainers)); err != nil || flags2 != flags {

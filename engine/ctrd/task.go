@@ -227,13 +227,18 @@ func (c *Client) containerLock(id string) string {
 // then releases its network. ctr is nil when the container no longer
 // exists, and only its network is released.
 func (c *Client) stopLoaded(ctx context.Context, id string, ctr containerd.Container, timeout time.Duration) error {
+	released := false
 	if ctr != nil {
 		if err := c.markUserStop(id, "stop"); err != nil {
 			return fmt.Errorf("stop container %s: %w", id, err)
 		}
-		if err := c.stopTask(ctx, ctr, timeout); err != nil {
+		var err error
+		if released, err = c.stopTask(ctx, ctr, timeout); err != nil {
 			return fmt.Errorf("stop container %s: %w", id, err)
 		}
+	}
+	if released {
+		return nil
 	}
 	if err := c.teardownNetwork(ctx, id); err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
@@ -241,23 +246,24 @@ func (c *Client) stopLoaded(ctx context.Context, id string, ctr containerd.Conta
 	return nil
 }
 
-// stopTask stops and deletes the container's task, if it has one. The
+// stopTask stops and deletes the container's task, if it has one, and
+// says whether it released the container's network on the way. The
 // timeout is the caller's; the spec's stop_grace_period applies when it is
 // not set (gracePeriod).
-func (c *Client) stopTask(ctx context.Context, ctr containerd.Container, timeout time.Duration) error {
+func (c *Client) stopTask(ctx context.Context, ctr containerd.Container, timeout time.Duration) (networkReleased bool, err error) {
 	task, err := ctr.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
-		return nil
+		return false, nil
 	} else if err != nil {
-		return err
+		return false, err
 	}
 	spec, _ := loadedSpec(ctx, ctr)
 	ended, err := signalAndWait(ctx, task, stopSignal(spec), gracePeriod(spec, timeout))
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := c.recordExit(ctr.ID(), ended); err != nil {
-		return err
+		return false, err
 	}
 	// The task has exited: its network goes (CNI DEL) while containerd
 	// deletes it (the shim waits for the logging binary to drain); neither
@@ -266,12 +272,12 @@ func (c *Client) stopTask(ctx context.Context, ctr containerd.Container, timeout
 	go func() { detached <- c.teardownNetwork(ctx, ctr.ID()) }()
 	err = c.deleteExitedTask(ctx, task, ended, exitedDeleteOpts(spec))
 	if netErr := <-detached; netErr != nil {
-		return netErr
+		return false, netErr
 	}
 	if err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("delete task: %w", err)
+		return true, fmt.Errorf("delete task: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // deleteExitedTask deletes a task after signalAndWait. A task seen stopped

@@ -55,9 +55,9 @@ func (c *Client) predecessorVolumes(ctx context.Context, spec engine.ContainerSp
 		return nil, fmt.Errorf("find the container %s replaces: %w", spec.Name, err)
 	}
 	for _, info := range list {
-		old, err := c.loadSpec(ctx, info.ID)
+		old, err := specOfInfo(info) // the list has the records whole
 		if err != nil {
-			continue // removed meanwhile
+			continue // no stack spec: nothing to take over
 		}
 		for _, m := range old.Mounts {
 			if m.Type == engine.MountVolume && m.Source != "" && out[m.Target] == "" && c.anonymous(m.Source) {

@@ -77,20 +77,10 @@ type row struct {
 // then the latency distribution at half of it from dnsperf's per-query
 // report (-v), with the CPUs' idle exits held short (holdIdleLatency).
 func measure(ctx context.Context, cfg config, s *server, workload, file string) (row, error) {
-	common := []string{"-c", strconv.Itoa(cfg.clients), "-T", strconv.Itoa(cfg.threads), "-q", strconv.Itoa(cfg.outstanding)}
-	var peaks []row
-	for range peakRuns {
-		p, err := peakRun(ctx, cfg, s, file, common)
-		if err != nil {
-			return row{}, err
-		}
-		peaks = append(peaks, p)
-	}
-	slices.SortFunc(peaks, func(a, b row) int { return cmp.Compare(a.qps, b.qps) })
-	r := peaks[len(peaks)/2]
-	r.server, r.workload = s.name, workload
-	for _, p := range peaks {
-		r.peaks = append(r.peaks, p.qps)
+	common := dnsperfCommon(cfg)
+	r, err := peak(ctx, cfg, s, workload, file, common)
+	if err != nil {
+		return r, err
 	}
 	r.halfQPS = r.qps / 2
 	if cfg.idleLatency >= 0 {
@@ -128,6 +118,30 @@ func measure(ctx context.Context, cfg config, s *server, workload, file string) 
 	slices.Sort(r.probeP99s)
 	r.probeP50, r.probeP99 = probeP50s[len(probeP50s)/2], r.probeP99s[len(r.probeP99s)/2]
 	r.rssKB = vmRSS(s.pid)
+	return r, nil
+}
+
+// dnsperfCommon are the dnsperf options of every run of cfg.
+func dnsperfCommon(cfg config) []string {
+	return []string{"-c", strconv.Itoa(cfg.clients), "-T", strconv.Itoa(cfg.threads), "-q", strconv.Itoa(cfg.outstanding)}
+}
+
+// peak is the median of peakRuns unlimited-rate runs, with each run's rate.
+func peak(ctx context.Context, cfg config, s *server, workload, file string, common []string) (row, error) {
+	var peaks []row
+	for range peakRuns {
+		p, err := peakRun(ctx, cfg, s, file, common)
+		if err != nil {
+			return row{}, err
+		}
+		peaks = append(peaks, p)
+	}
+	slices.SortFunc(peaks, func(a, b row) int { return cmp.Compare(a.qps, b.qps) })
+	r := peaks[len(peaks)/2]
+	r.server, r.workload = s.name, workload
+	for _, p := range peaks {
+		r.peaks = append(r.peaks, p.qps)
+	}
 	return r, nil
 }
 
@@ -406,12 +420,8 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 		if r.rssKB > 0 {
 			rss = fmt.Sprintf("%.1f", float64(r.rssKB)/1024)
 		}
-		perQuery := "-"
-		if r.qps > 0 && r.serverCPU > 0 {
-			perQuery = fmt.Sprintf("%.1f", r.serverCPU/r.qps*1e6)
-		}
 		fmt.Fprintf(w, "%-14s %-10s %10.0f %6.2f %4.0f%% %4.0f%% %6s %10.0f %9s %9s %-19s %9s %10s %10s %-16s %8s  %s\n",
-			r.server, r.workload, r.qps, r.lost, 100*r.serverCPU, 100*r.clientCPU, perQuery, r.halfQPS, us(r.p50), us(r.p99),
+			r.server, r.workload, r.qps, r.lost, 100*r.serverCPU, 100*r.clientCPU, perQuery(r), r.halfQPS, us(r.p50), us(r.p99),
 			microseconds(r.p99s), us(r.max), us(r.probeP50), us(r.probeP99), microseconds(r.probeP99s), rss, r.rcodes)
 	}
 	fmt.Fprintf(w, "stack netdns / aardvark-dns, peak q/s:%s\n", ratios(rows))
@@ -454,6 +464,14 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 			fmt.Fprintf(w, "  %s %s: the probe got no answer to %d of %d queries\n", r.server, r.workload, r.probeLost, r.probeLost+r.probeSamples)
 		}
 	}
+}
+
+// perQuery is the server's CPU time per query at the peak, in µs.
+func perQuery(r row) string {
+	if r.qps <= 0 || r.serverCPU <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", r.serverCPU/r.qps*1e6)
 }
 
 // microseconds lists durations in µs in brackets: "(512 604 1290)".

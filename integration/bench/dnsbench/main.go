@@ -154,7 +154,7 @@ func run(ctx context.Context, cfg config) (err error) {
 			rows = append(rows, r)
 		}
 	}
-	var shared []sharedRow
+	var shared []row
 	if cfg.pin && slices.Contains(cfg.workloads, "local") {
 		if shared, err = measureShared(ctx, cfg, servers, files["local"]); err != nil {
 			return fmt.Errorf("every CPU shared: %w", err)

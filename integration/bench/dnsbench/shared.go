@@ -1,14 +1,12 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,50 +23,25 @@ import (
 // the server under test on every CPU at the same priority, so that what
 // each query costs both sides decides the rate.
 
-// sharedRow is one server's peak with every CPU shared.
-type sharedRow struct {
-	server     string
-	qps        float64
-	peaks      []float64
-	serverCPU  float64
-	clientCPU  float64
-	lostShare  float64
-	perQueryUs float64
-}
-
 // measureShared runs peakRuns peak runs of local names against each server
 // with the pinning lifted: the server's threads get every CPU and nice 0,
 // dnsperf runs unpinned with two threads; the server is put back on its
 // CPU and priority after.
-func measureShared(ctx context.Context, cfg config, servers []*server, file string) ([]sharedRow, error) {
+func measureShared(ctx context.Context, cfg config, servers []*server, file string) ([]row, error) {
 	shared := cfg
 	shared.pin, shared.nice, shared.threads = false, 0, 2
-	common := []string{"-c", strconv.Itoa(shared.clients), "-T", strconv.Itoa(shared.threads), "-q", strconv.Itoa(shared.outstanding)}
-	var rows []sharedRow
+	var rows []row
 	for _, s := range servers {
 		fmt.Fprintf(os.Stderr, "dnsbench: %s local, every CPU shared\n", s.name)
 		if err := placeThreads(s.pid, allCPUs(), 0); err != nil {
 			return nil, fmt.Errorf("%s: unpin: %w", s.name, err)
 		}
-		var peaks []row
-		for range peakRuns {
-			p, err := peakRun(ctx, shared, s, file, common)
-			if err != nil {
-				return nil, err
-			}
-			peaks = append(peaks, p)
+		r, err := peak(ctx, shared, s, "local", file, dnsperfCommon(shared))
+		if err != nil {
+			return nil, err
 		}
 		if err := placeThreads(s.pid, []int{cfg.serverCPU}, cfg.nice); err != nil {
 			return nil, fmt.Errorf("%s: pin again: %w", s.name, err)
-		}
-		slices.SortFunc(peaks, func(a, b row) int { return cmp.Compare(a.qps, b.qps) })
-		mid := peaks[len(peaks)/2]
-		r := sharedRow{server: s.name, qps: mid.qps, serverCPU: mid.serverCPU, clientCPU: mid.clientCPU, lostShare: mid.lost}
-		for _, p := range peaks {
-			r.peaks = append(r.peaks, p.qps)
-		}
-		if mid.qps > 0 {
-			r.perQueryUs = mid.serverCPU / mid.qps * 1e6
 		}
 		rows = append(rows, r)
 	}
@@ -109,27 +82,18 @@ func placeThreads(pid int, cpus []int, nice int) error {
 	return nil
 }
 
-func printShared(w io.Writer, rows []sharedRow) {
+func printShared(w io.Writer, rows []row) {
 	if len(rows) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "\nlocal names with every CPU shared (dnsperf -T 2 and the server under test on both CPUs, nice 0, no idle-exit hold), peak: the median of 3 runs:")
 	fmt.Fprintf(w, "%-14s %10s %6s %5s %5s %6s  %s\n", "server", "peak q/s", "lost%", "srv", "cli", "µs/q", "peak q/s of each run")
-	var stack, aardvark float64
 	for _, r := range rows {
 		var each []string
 		for _, q := range r.peaks {
 			each = append(each, fmt.Sprintf("%.0f", q))
 		}
-		fmt.Fprintf(w, "%-14s %10.0f %6.2f %4.0f%% %4.0f%% %6.1f  %s\n", r.server, r.qps, r.lostShare, 100*r.serverCPU, 100*r.clientCPU, r.perQueryUs, strings.Join(each, " "))
-		switch r.server {
-		case "stack netdns":
-			stack = r.qps
-		case "aardvark-dns":
-			aardvark = r.qps
-		}
+		fmt.Fprintf(w, "%-14s %10.0f %6.2f %4.0f%% %4.0f%% %6s  %s\n", r.server, r.qps, r.lost, 100*r.serverCPU, 100*r.clientCPU, perQuery(r), strings.Join(each, " "))
 	}
-	if aardvark > 0 {
-		fmt.Fprintf(w, "stack netdns / aardvark-dns, peak q/s with every CPU shared: local %.2f×\n", stack/aardvark)
-	}
+	fmt.Fprintf(w, "stack netdns / aardvark-dns, peak q/s with every CPU shared:%s\n", ratios(rows))
 }
