@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,18 +50,11 @@ func TestDropExecutablePagesShrinksResidentFilePages(t *testing.T) {
 
 func rssFileKB(t *testing.T) int {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc:", err)
+	b, ok := residentFileBytes()
+	if !ok {
+		t.Skip("no RssFile in /proc/self/status")
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "RssFile:"); ok {
-			kb, _ := strconv.Atoi(strings.Fields(rest)[0])
-			return kb
-		}
-	}
-	t.Skip("no RssFile in /proc/self/status")
-	return 0
+	return b >> 10
 }
 
 // The daemon counts as busy once the collector runs more than once every
@@ -121,5 +111,65 @@ func TestTheFirstTrimWaitsUntilTheTablesStopChanging(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no trim within 5s of the burst's end")
+	}
+}
+
+func TestTheDaemonTrimsAgainAfterEachBurstOfNewTables(t *testing.T) {
+	start := time.Unix(1_000_000, 0)
+	w := burstWatch{seen: netdns.NewTable(nil), trimmed: start}
+	at := func(d time.Duration) time.Time { return start.Add(d) }
+
+	// Without a new table, nothing is due, however long it has been.
+	if w.trimDue(w.seen, at(time.Hour)) {
+		t.Fatal("trimmed with no new table since the last trim")
+	}
+	// An up an hour later: a new table every 200ms for 3s.
+	burst := at(time.Hour)
+	var table *netdns.Table
+	for d := time.Duration(0); d < 3*time.Second; d += 200 * time.Millisecond {
+		table = netdns.NewTable(nil)
+		if w.trimDue(table, burst.Add(d)) {
+			t.Fatalf("trimmed %s into a burst of new tables", d)
+		}
+	}
+	lastTable := burst.Add(2800 * time.Millisecond)
+	if w.trimDue(table, lastTable.Add(trimSettle/2)) {
+		t.Fatal("trimmed before the tables had settled")
+	}
+	if !w.trimDue(table, lastTable.Add(trimSettle)) {
+		t.Fatal("no trim once the tables had settled")
+	}
+	if w.trimDue(table, lastTable.Add(time.Minute)) {
+		t.Fatal("trimmed twice for one burst")
+	}
+}
+
+func TestTrimsAreAtLeastRetrimEveryApart(t *testing.T) {
+	start := time.Unix(1_000_000, 0)
+	w := burstWatch{seen: netdns.NewTable(nil), trimmed: start}
+	table := netdns.NewTable(nil)
+	for d := time.Duration(0); d < retrimEvery; d += time.Second {
+		if w.trimDue(table, start.Add(d)) {
+			t.Fatalf("trimmed %s after the last trim", d)
+		}
+	}
+	if !w.trimDue(table, start.Add(retrimEvery)) {
+		t.Fatal("the table that came meanwhile was never followed by a trim")
+	}
+}
+
+func TestTablesThatNeverSettleAreTrimmedAfterTrimBurstAtMost(t *testing.T) {
+	start := time.Unix(1_000_000, 0)
+	w := burstWatch{seen: netdns.NewTable(nil), trimmed: start.Add(-time.Hour)}
+	trimmedAt := time.Duration(-1)
+	// Containers restarting in a loop: a new table every half second.
+	for d := time.Duration(0); d <= 2*trimBurstAtMost; d += trimSettle / 2 {
+		if w.trimDue(netdns.NewTable(nil), start.Add(d)) {
+			trimmedAt = d
+			break
+		}
+	}
+	if trimmedAt != trimBurstAtMost {
+		t.Fatalf("trimmed %v into the endless burst, want %v", trimmedAt, trimBurstAtMost)
 	}
 }

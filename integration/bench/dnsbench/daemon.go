@@ -28,6 +28,9 @@ type daemonFigures struct {
 	// newAnswer is from `up -d` of one more service returning to the first
 	// answer with its name at the network's gateway; 0 when not measured.
 	newAnswer time.Duration
+	// after is VmRSS each second for watchFor after that `up -d`: a
+	// daemon that was serving when a bulk change came, through resyncs.
+	after []int
 }
 
 type daemonStatus struct {
@@ -144,8 +147,22 @@ func measureDaemon(ctx context.Context, cfg config, n int) (daemonFigures, error
 		return f, err
 	}
 	f.lastEvent, f.maxEvent = st.Refresh.LastEventLatency, st.Refresh.MaxEventLatency
+	for range int(watchFor / time.Second) {
+		select {
+		case <-ctx.Done():
+			return f, ctx.Err()
+		case <-time.After(time.Second):
+		}
+		if kb := vmRSS(st.PID); kb > 0 {
+			f.after = append(f.after, kb)
+		}
+	}
 	return f, nil
 }
+
+// watchFor is how long the daemon's memory is sampled after the last `up`:
+// three resyncs.
+const watchFor = 30 * time.Second
 
 // settleFor is how long after its start-up the daemon's memory is read
 // again: longer than its resync (10 s), so the figure is what it keeps.

@@ -455,6 +455,10 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 		fmt.Fprintf(w, "stack daemon: %d containers up (%d names served): VmRSS %.1f MB as it serves them (anonymous %.1f, its binary's and libraries' pages %.1f), %.1f MB %s later (%.1f + %.1f)\n",
 			df.containers, df.names, mb(df.rssKB), mb(df.anonKB), mb(df.fileKB), mb(df.steadyKB), settleFor, mb(df.steadyAnonKB), mb(df.steadyFileKB))
 		fmt.Fprintf(w, "  one more service: answered at the gateway %s after its `up -d` returned; daemon's task event -> table swap: %s\n", answer, event)
+		if len(df.after) > 0 {
+			fmt.Fprintf(w, "  after that `up -d`, VmRSS each second for %s: median %.1f MB, max %.1f MB (target: under 25 MB)\n",
+				watchFor, mb(medianInt(df.after)), mb(slices.Max(df.after)))
+		}
 	}
 	fmt.Fprintln(w, "srv, cli: CPU used at the peak by the server (all its threads) and by dnsperf, in % of one CPU; µs/q: the server's CPU time per query at the peak.")
 	fmt.Fprintf(w, "p50/p99/max: from dnsperf -v's per-query latencies in %d runs of %s at half the peak rate: the median run's p50 and p99 (each run's p99 in µs in brackets), the largest latency of all.\n", cfg.halfRuns, cfg.halfFor)
@@ -464,6 +468,13 @@ func printTable(w io.Writer, cfg config, rows []row, prop [2]time.Duration, df *
 			fmt.Fprintf(w, "  %s %s: the probe got no answer to %d of %d queries\n", r.server, r.workload, r.probeLost, r.probeLost+r.probeSamples)
 		}
 	}
+}
+
+// medianInt is the middle of xs (the upper one of an even count).
+func medianInt(xs []int) int {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // perQuery is the server's CPU time per query at the peak, in µs.
