@@ -227,3 +227,63 @@ func TestASecondAskThatAnswersClearsTheUnknown(t *testing.T) {
 		t.Errorf("status %s pid %d, want running 7", got.Status, got.Pid)
 	}
 }
+
+// The daemon observes a container at its task's start event, before the
+// start has recorded its run; the task's shim may be slow to answer (busy
+// with the other starts of a bulk up). The observation takes the record as
+// soon as it vouches for the running task, and stops waiting for the shim.
+func TestAStartIsSeenFromItsRunRecordWithoutWaitingForABusyShim(t *testing.T) {
+	h := newFakeHost(t)
+	cg := "/lead/" + testID
+	h.process(4242, 'S', testShim, 7355405, cg, true)
+	h.freezer(cg, "THAWED")
+	c := &Client{opts: Options{StateDir: t.TempDir()}.withDefaults(), host: h.hostProc}
+	shimGaveUp := make(chan struct{})
+	c.getTask = func(ctx context.Context, id string) (*task.Process, error) {
+		<-ctx.Done() // a shim that has not answered yet
+		close(shimGaveUp)
+		return nil, ctx.Err()
+	}
+	prepared := runRecord{NetNS: "/run/netns/" + testID, Attachments: []attachment{{Network: "p_default"}}}
+	if err := c.saveRun(testID, prepared); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // the start records its run 20 ms after the event
+		time.Sleep(20 * time.Millisecond)
+		started := prepared
+		started.StartedAt, started.Proc = time.Now().UTC(), h.identify(4242, testID, testBoot)
+		_ = c.saveRun(testID, started)
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rr, vouched, proc, err := c.taskOrRecord(ctx, testID, prepared, testBoot)
+	if err != nil {
+		t.Fatalf("observing a started container whose shim is busy: %v", err)
+	}
+	if vouched == nil || proc != vouched || proc.Pid != 4242 || proc.Status != task.Status_RUNNING {
+		t.Fatalf("task %v (vouched %v), want pid 4242 running, vouched for by its record", proc, vouched)
+	}
+	if rr.StartedAt.IsZero() || len(rr.Attachments) != 1 {
+		t.Errorf("record %+v, want the one the start saved", rr)
+	}
+	select {
+	case <-shimGaveUp:
+	case <-time.After(time.Second):
+		t.Error("the question to the shim was left waiting")
+	}
+}
+
+// Without a record that vouches (an exit, a container started by hand),
+// the shim's answer is the answer.
+func TestWithoutARecordThatVouchesTheShimAnswers(t *testing.T) {
+	c := observeClient(t, &fakeTasks{tasks: map[string]*task.Process{"web": {ID: "web", Status: task.Status_STOPPED, ExitStatus: 3}}})
+	ended := runRecord{StartedAt: time.Now().Add(-time.Minute), FinishedAt: time.Now(), ExitCode: 3, Exited: true}
+	if err := c.saveRun("web", ended); err != nil {
+		t.Fatal(err)
+	}
+	rr, vouched, proc, err := c.taskOrRecord(context.Background(), "web", ended, testBoot)
+	if err != nil || vouched != nil || proc.GetStatus() != task.Status_STOPPED || !rr.Exited {
+		t.Fatalf("record %+v, vouched %v, task %v, err %v: want the shim's stopped task and the exit recorded", rr, vouched, proc, err)
+	}
+}
