@@ -56,6 +56,9 @@ const (
 	// execDropEvery bounds those unmappings: each costs the next observe
 	// about a hundred minor faults, well under a millisecond.
 	execDropEvery = 2 * time.Second
+	// execSettleAtMost bounds the wait for the mapped pages to stop
+	// growing (healthchecks every second keep mapping some).
+	execSettleAtMost = time.Second
 	// minMemLimit fits a live heap of a few MB and the garbage of an
 	// observe of a hundred containers without collecting over and over.
 	minMemLimit = 13 << 20
@@ -94,21 +97,22 @@ func keepDaemonSmall(ctx context.Context, dns tabler) {
 	if tune && os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(daemonGCPercent)
 	}
-	t := time.NewTicker(trimSettle)
+	t := time.NewTicker(trimWait) // a resync's pages go within 100 ms
 	defer t.Stop()
 	gc := gcWatch{cycles: gcCycles(), since: time.Now()}
 	bursts := burstWatch{seen: dns.Table(), trimmed: time.Now()}
-	mapped, _ := residentFileBytes()
-	var lastTune, lastCheck, lastDrop time.Time
+	regrowth := execWatch{}
+	regrowth.dropped(residentFileBytes())
+	var lastTune, lastCheck time.Time
 	for {
 		now := time.Now()
 		if bursts.trimDue(dns.Table(), now) {
 			trim()
-			mapped, _ = residentFileBytes()
-		} else if resident, ok := residentFileBytes(); ok && resident >= mapped+execRegrow && now.Sub(lastDrop) >= execDropEvery {
+			regrowth.dropped(residentFileBytes())
+		} else if resident, ok := residentFileBytes(); ok && regrowth.dropDue(resident, now) {
 			dropExecutablePages()
-			lastDrop = now
-			mapped, _ = residentFileBytes()
+			regrowth.dropped(residentFileBytes())
+			regrowth.last = now
 		}
 		if tune && now.Sub(lastCheck) >= gcCheckEvery {
 			lastCheck = now
@@ -188,6 +192,39 @@ func (w *burstWatch) trimDue(table *netdns.Table, now time.Time) bool {
 	}
 	w.burstBegan, w.trimmed = time.Time{}, now
 	return true
+}
+
+// execWatch tells when the binary's pages mapped back in since the last
+// unmapping (or trim) have come to execRegrow and stopped growing: the
+// observe that maps them is over, so unmapping them now does not leave it
+// to map them back at once. Growth that goes on for execSettleAtMost is
+// unmapped all the same. Unmappings are execDropEvery apart at least.
+type execWatch struct {
+	mapped  int       // resident file bytes right after the last unmapping
+	prev    int       // at the previous look
+	growing time.Time // since when it is over mapped+execRegrow; zero: it is not
+	last    time.Time // the last unmapping
+}
+
+// dropped records the resident file bytes right after an unmapping.
+func (w *execWatch) dropped(resident int, ok bool) {
+	if ok {
+		w.mapped, w.prev, w.growing = resident, resident, time.Time{}
+	}
+}
+
+// dropDue looks at the resident file bytes at now.
+func (w *execWatch) dropDue(resident int, now time.Time) bool {
+	stable := resident == w.prev
+	w.prev = resident
+	if resident < w.mapped+execRegrow {
+		w.growing = time.Time{}
+		return false
+	}
+	if w.growing.IsZero() {
+		w.growing = now
+	}
+	return (stable || now.Sub(w.growing) >= execSettleAtMost) && now.Sub(w.last) >= execDropEvery
 }
 
 // memLimitFor is the soft memory limit for a live heap of live bytes: the

@@ -173,3 +173,52 @@ func TestTablesThatNeverSettleAreTrimmedAfterTrimBurstAtMost(t *testing.T) {
 		t.Fatalf("trimmed %v into the endless burst, want %v", trimmedAt, trimBurstAtMost)
 	}
 }
+
+func TestTheBinarysPagesAreUnmappedOnceAnObserveHasStoppedMappingThem(t *testing.T) {
+	const mb = 1 << 20
+	start := time.Unix(1_000_000, 0)
+	tick := func(n int) time.Time { return start.Add(time.Duration(n) * trimWait) }
+	var w execWatch
+	w.dropped(3*mb, true)
+	// Under execRegrow more: nothing to do, however long.
+	for n := range 50 {
+		if w.dropDue(5*mb, tick(n)) {
+			t.Fatal("unmapped 2 MB mapped back: less than execRegrow")
+		}
+	}
+	// A resync's observe maps 8 MB over three looks, then stops.
+	for n, resident := range []int{8 * mb, 10 * mb, 11 * mb} {
+		if w.dropDue(resident, tick(50+n)) {
+			t.Fatalf("unmapped at %d MB while the observe was still mapping", resident/mb)
+		}
+	}
+	if !w.dropDue(11*mb, tick(53)) {
+		t.Fatal("not unmapped once the pages stopped growing")
+	}
+	w.dropped(3*mb, true)
+	w.last = tick(53)
+	// Mapped back at once: the next unmapping waits execDropEvery.
+	w.dropDue(12*mb, tick(54))
+	for n := 55; tick(n).Sub(w.last) < execDropEvery; n++ {
+		if w.dropDue(12*mb, tick(n)) {
+			t.Fatalf("unmapped again %s after the last time", tick(n).Sub(w.last))
+		}
+	}
+}
+
+func TestPagesThatKeepGrowingAreUnmappedAfterExecSettleAtMost(t *testing.T) {
+	start := time.Unix(1_000_000, 0)
+	w := execWatch{last: start.Add(-time.Hour)}
+	w.dropped(3<<20, true)
+	resident := 8 << 20
+	for d := time.Duration(0); d < 3*execSettleAtMost; d += trimWait {
+		resident += 64 << 10 // a healthcheck's probe maps a little more each time
+		if w.dropDue(resident, start.Add(d)) {
+			if d < execSettleAtMost {
+				t.Fatalf("unmapped %s into the growth, before execSettleAtMost", d)
+			}
+			return
+		}
+	}
+	t.Fatal("pages that kept growing were never unmapped")
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -227,11 +228,20 @@ func (c *Client) taskOrRecord(ctx context.Context, id string, rr runRecord, boot
 	}()
 	poll := time.NewTicker(recordPoll)
 	defer poll.Stop()
+	var seen os.FileInfo
 	for {
 		select {
 		case a := <-asked:
 			return rr, nil, a.proc, a.err
 		case <-poll.C:
+			// Read only a record written since (each write renames a new
+			// file in): after an exit, or for a task started by hand,
+			// none will vouch.
+			fi, err := os.Stat(c.runPath(id))
+			if err != nil || seen != nil && os.SameFile(fi, seen) {
+				continue
+			}
+			seen = fi
 			again, err := c.loadRun(id)
 			if err != nil {
 				continue
