@@ -101,18 +101,21 @@ func keepDaemonSmall(ctx context.Context, dns tabler) {
 	defer t.Stop()
 	gc := gcWatch{cycles: gcCycles(), since: time.Now()}
 	bursts := burstWatch{seen: dns.Table(), trimmed: time.Now()}
-	regrowth := execWatch{}
-	regrowth.dropped(residentFileBytes())
+	var regrowth execWatch
+	unmapped := func(at time.Time) {
+		resident, ok := residentFileBytes()
+		regrowth.unmapped(at, resident, ok)
+	}
+	unmapped(time.Now())
 	var lastTune, lastCheck time.Time
 	for {
 		now := time.Now()
 		if bursts.trimDue(dns.Table(), now) {
 			trim()
-			regrowth.dropped(residentFileBytes())
+			unmapped(now)
 		} else if resident, ok := residentFileBytes(); ok && regrowth.dropDue(resident, now) {
 			dropExecutablePages()
-			regrowth.dropped(residentFileBytes())
-			regrowth.last = now
+			unmapped(now)
 		}
 		if tune && now.Sub(lastCheck) >= gcCheckEvery {
 			lastCheck = now
@@ -203,11 +206,13 @@ type execWatch struct {
 	mapped  int       // resident file bytes right after the last unmapping
 	prev    int       // at the previous look
 	growing time.Time // since when it is over mapped+execRegrow; zero: it is not
-	last    time.Time // the last unmapping
+	last    time.Time // the last unmapping or trim
 }
 
-// dropped records the resident file bytes right after an unmapping.
-func (w *execWatch) dropped(resident int, ok bool) {
+// unmapped records an unmapping (or a trim) at, and the resident file
+// bytes right after it.
+func (w *execWatch) unmapped(at time.Time, resident int, ok bool) {
+	w.last = at
 	if ok {
 		w.mapped, w.prev, w.growing = resident, resident, time.Time{}
 	}

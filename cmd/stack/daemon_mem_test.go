@@ -179,7 +179,7 @@ func TestTheBinarysPagesAreUnmappedOnceAnObserveHasStoppedMappingThem(t *testing
 	start := time.Unix(1_000_000, 0)
 	tick := func(n int) time.Time { return start.Add(time.Duration(n) * trimWait) }
 	var w execWatch
-	w.dropped(3*mb, true)
+	w.unmapped(start.Add(-time.Hour), 3*mb, true)
 	// Under execRegrow more: nothing to do, however long.
 	for n := range 50 {
 		if w.dropDue(5*mb, tick(n)) {
@@ -195,8 +195,7 @@ func TestTheBinarysPagesAreUnmappedOnceAnObserveHasStoppedMappingThem(t *testing
 	if !w.dropDue(11*mb, tick(53)) {
 		t.Fatal("not unmapped once the pages stopped growing")
 	}
-	w.dropped(3*mb, true)
-	w.last = tick(53)
+	w.unmapped(tick(53), 3*mb, true)
 	// Mapped back at once: the next unmapping waits execDropEvery.
 	w.dropDue(12*mb, tick(54))
 	for n := 55; tick(n).Sub(w.last) < execDropEvery; n++ {
@@ -208,8 +207,8 @@ func TestTheBinarysPagesAreUnmappedOnceAnObserveHasStoppedMappingThem(t *testing
 
 func TestPagesThatKeepGrowingAreUnmappedAfterExecSettleAtMost(t *testing.T) {
 	start := time.Unix(1_000_000, 0)
-	w := execWatch{last: start.Add(-time.Hour)}
-	w.dropped(3<<20, true)
+	var w execWatch
+	w.unmapped(start.Add(-time.Hour), 3<<20, true)
 	resident := 8 << 20
 	for d := time.Duration(0); d < 3*execSettleAtMost; d += trimWait {
 		resident += 64 << 10 // a healthcheck's probe maps a little more each time

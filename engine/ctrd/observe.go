@@ -228,7 +228,9 @@ func (c *Client) taskOrRecord(ctx context.Context, id string, rr runRecord, boot
 	}()
 	poll := time.NewTicker(recordPoll)
 	defer poll.Stop()
-	var seen os.FileInfo
+	// The record on disk now is taken to be rr, read just before: one
+	// written in between is left to the shim's answer, as before polling.
+	seen, _ := os.Stat(c.runPath(id))
 	for {
 		select {
 		case a := <-asked:
